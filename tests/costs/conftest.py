@@ -1,0 +1,118 @@
+"""Local stand-ins for the clouds: moto's server for AWS, a small HTTP server for Google's REST
+APIs and the AWS Pricing API (which moto does not implement). Real clients, real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+from costaware.ledger import Ledger
+from costs_fakes import FakeCloudServer
+
+# One fixed "now" for every cost test: billing lag and month boundaries stay deterministic.
+NOW = dt.datetime(2026, 11, 20, 12, 0, 0)
+TODAY = NOW.date()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_url: str) -> str:
+    """The moto server, reset: every test starts with no queued results or budgets."""
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    return moto_url
+
+
+@pytest.fixture(scope="session")
+def fake_cloud() -> Iterator[FakeCloudServer]:
+    server = FakeCloudServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcloud(fake_cloud: FakeCloudServer) -> FakeCloudServer:
+    fake_cloud.reset()
+    return fake_cloud
+
+
+@pytest.fixture
+def aws_client(moto: str, gcloud: FakeCloudServer) -> Callable[[str, str], Any]:
+    """``(service, region) -> boto3 client`` over HTTP to moto (Pricing: to the fake server).
+    botocore's retries are off, as in the real builders, so each request is counted."""
+
+    def make(service: str, region: str = "us-east-1") -> Any:
+        url = gcloud.url if service == "pricing" else moto
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+        )
+
+    return make
+
+
+@pytest.fixture
+def ledger(tmp_path: Any) -> Iterator[Ledger]:
+    lg = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield lg
+    lg.dispose()
+
+
+def queue_ce(moto_url: str, results: list[dict[str, Any]]) -> None:
+    """Queue Cost Explorer answers in moto, consumed one per distinct request, in order."""
+    resp = requests.post(
+        f"{moto_url}/moto-api/static/ce/cost-and-usage-results",
+        json={"results": results},
+        timeout=10,
+    )
+    assert resp.status_code == 201, resp.text
+
+
+def ce_day(
+    day: dt.date,
+    groups: dict[tuple[str, str], float],
+    estimated: bool = False,
+    metric: str = "UnblendedCost",
+) -> dict[str, Any]:
+    """One ``ResultsByTime`` entry grouped by (purpose tag, purchase type)."""
+    return {
+        "TimePeriod": {
+            "Start": day.isoformat(),
+            "End": (day + dt.timedelta(days=1)).isoformat(),
+        },
+        "Total": {},
+        "Groups": [
+            {
+                "Keys": [f"purpose${purpose}", purchase],
+                "Metrics": {metric: {"Amount": f"{usd:.10f}", "Unit": "USD"}},
+            }
+            for (purpose, purchase), usd in groups.items()
+        ],
+        "Estimated": estimated,
+    }
+
+
+def ce_result(days: list[dict[str, Any]], next_token: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"ResultsByTime": days, "DimensionValueAttributes": []}
+    if next_token:
+        out["NextPageToken"] = next_token
+    return out
