@@ -85,17 +85,18 @@ class FakeCloudServer:
         self.requests.append(
             {"method": method, "path": url.path, "query": query, "body": body, "target": target}
         )
-        kind = (
-            "pricing"
-            if target
-            else "skus"
-            if parts[:2] == ["v1", "services"]
-            else "bq_query"
-            if method == "POST" and parts[-1:] == ["queries"]
-            else "bq_results"
-            if "queries" in parts
-            else "unknown"
-        )
+        if target:
+            kind = "pricing"
+        elif parts[:2] == ["v1", "services"]:
+            kind = "skus"
+        elif method == "POST" and parts[-1:] == ["queries"]:
+            kind = "bq_query"
+        elif "queries" in parts:
+            kind = "bq_results"
+        elif method == "GET" and "jobs" in parts:
+            kind = "bq_job"
+        else:
+            kind = "unknown"
         if kind in self.fail:
             status = self.fail.pop(kind)
             err = {
@@ -116,6 +117,8 @@ class FakeCloudServer:
             return h._send(200, self._bq_query(parts[3], body))
         if kind == "bq_results":
             return h._send(200, self._bq_page(parts[3], parts[-1], query.get("pageToken")))
+        if kind == "bq_job":
+            return h._send(200, self._bq_job(parts[3], parts[-1]))
         return h._send(404, {"error": {"code": 404, "message": f"no route for {url.path}"}})
 
     def _skus(self, service: str, query: dict[str, str]) -> dict[str, Any]:
@@ -133,6 +136,18 @@ class FakeCloudServer:
         job_id = f"job_{len(self._jobs) + 1}"
         self._jobs[job_id] = (fields, rows)
         return {"kind": "bigquery#queryResponse", **self._bq_page(project, job_id, None)}
+
+    def _bq_job(self, project: str, job_id: str) -> dict[str, Any]:
+        # jobs.get: the client looks the finished query job up before paging its results.
+        ref = {"projectId": project, "jobId": job_id, "location": "US"}
+        return {
+            "kind": "bigquery#job",
+            "id": f"{project}:US.{job_id}",
+            "jobReference": ref,
+            "configuration": {"jobType": "QUERY", "query": {"query": "", "useLegacySql": False}},
+            "status": {"state": "DONE"},
+            "statistics": {"creationTime": "1763625600000", "query": {}},
+        }
 
     def _bq_page(self, project: str, job_id: str, token: str | None) -> dict[str, Any]:
         fields, rows = self._jobs[job_id]

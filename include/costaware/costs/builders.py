@@ -118,7 +118,7 @@ def gcp_price_source(ledger: Ledger, options: dict[str, Any]) -> PriceSource:
 
     from costaware.costs.gcp import GcpCatalogPriceSource
 
-    opts = _check("gcp price source", options, {"api_endpoint", "machine_skus"})
+    opts = _check("gcp price source", options, {"api_endpoint", "machine_shapes"})
     endpoint = opts.pop("api_endpoint", None)
     client = billing_v1.CloudCatalogClient(
         transport="rest", client_options={"api_endpoint": endpoint} if endpoint else None
