@@ -44,7 +44,9 @@ PRICE_SOURCES: dict[str, Callable[[Ledger, dict[str, Any]], PriceSource]] = {
 }
 
 
-def make_cost_source(name: str, ledger: Ledger, options: dict[str, Any] | None = None) -> CostSource:
+def make_cost_source(
+    name: str, ledger: Ledger, options: dict[str, Any] | None = None
+) -> CostSource:
     try:
         builder = COST_SOURCES[name]
     except KeyError:

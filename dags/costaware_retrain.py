@@ -1,0 +1,218 @@
+"""
+### Cost-aware retraining: `retrain_<model>`
+
+One DAG per model config in `include/models/`. Each run takes the oldest batch waiting in
+the model's landing zone (or the one named in the trigger form) through:
+
+`collect_batch → validate_batch → measure_drift → measure_performance → estimate_cost →
+cost_checkpoint → train_challenger → evaluate_challenger → promote_or_reject → publish_report`
+
+* A batch that fails its Great Expectations suite is moved to `quarantine/` and the run
+  fails loudly; nothing is trained and the champion is untouched.
+* The **cost checkpoint** retrains only when the expected metric gain is worth its cost
+  (`max_usd_per_metric_point`), within budget and after the cooldown; above the
+  auto-approve limit it asks for a person (re-trigger with **force**).
+* A challenger is promoted only if it beats the champion on the same held-out window.
+
+The report of each run is in `$COSTAWARE_HOME/reports/<model>/<batch>/index.html`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from costaware.config import ModelConfig, load_all
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
+
+
+def _ctx(model: str) -> Any:
+    from costaware.context import StepContext
+
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    actor = f"airflow:{dag_run.dag_id}/{getattr(dag_run, 'run_type', 'run')}"
+    return StepContext.for_model(model, run_id=context["run_id"], actor=actor)
+
+
+def build_retrain_dag(cfg: ModelConfig) -> Any:
+    model = cfg.name
+
+    @dag(
+        dag_id=f"retrain_{model}",
+        doc_md=__doc__,
+        description=cfg.description.strip() or f"cost-aware retraining of {model}",
+        schedule="@weekly",
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args={
+            "retries": 2,
+            "retry_delay": pendulum.duration(seconds=30),
+            "owner": cfg.tags.team,
+        },
+        tags=["costaware", "retrain", model, cfg.tags.team],
+        params={
+            "force": Param(
+                False,
+                type="boolean",
+                title="Force retrain",
+                description="Retrain whatever the cost checkpoint says "
+                "(also how a person approves an 'approve' decision).",
+            ),
+            "dry_run": Param(
+                False,
+                type="boolean",
+                title="Dry run",
+                description="Decide and record the decision, but do not train.",
+            ),
+            "max_usd_per_metric_point": Param(
+                None,
+                type=["null", "number"],
+                exclusiveMinimum=0,
+                title="Max $ per metric point",
+                description="Override the model's cost-per-gain limit for this run "
+                f"(config: {cfg.cost_policy.max_usd_per_metric_point}).",
+            ),
+            "batch": Param(
+                None,
+                type=["null", "string"],
+                title="Batch",
+                description="File name (or stem) of the batch in the landing zone; "
+                "empty = the oldest waiting batch.",
+            ),
+        },
+    )
+    def retrain() -> None:
+        @task.short_circuit
+        def collect_batch() -> dict[str, Any] | None:
+            from costaware.config import RunParams
+            from costaware.pipeline import collect_batch as step
+
+            context = get_current_context()
+            params = RunParams.parse({**context["params"], **(context["dag_run"].conf or {})})
+            found = step(_ctx(model), params.batch)
+            return found["batch"]  # None: nothing waiting, the rest of the run is skipped
+
+        @task
+        def validate_batch(batch: dict[str, Any]) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+            from costaware.errors import ValidationFailed
+            from costaware.pipeline import validate_batch as step
+
+            try:
+                return step(_ctx(model), batch)
+            except ValidationFailed as exc:
+                # The batch is already in quarantine: a retry could only fail again.
+                raise AirflowFailException(str(exc)) from exc
+
+        @task
+        def measure_drift(validated: dict[str, Any]) -> dict[str, Any]:
+            from costaware.pipeline import measure_drift as step
+
+            return step(_ctx(model), validated)
+
+        @task
+        def measure_performance(validated: dict[str, Any]) -> dict[str, Any]:
+            from costaware.pipeline import measure_performance as step
+
+            return step(_ctx(model))
+
+        @task
+        def estimate_cost(validated: dict[str, Any]) -> dict[str, Any]:
+            from costaware.pipeline import estimate_cost as step
+
+            return step(_ctx(model), validated)
+
+        @task
+        def cost_checkpoint(
+            validated: dict[str, Any],
+            drift: dict[str, Any],
+            perf: dict[str, Any],
+            cost: dict[str, Any],
+        ) -> dict[str, Any]:
+            from costaware.config import RunParams
+            from costaware.pipeline import cost_checkpoint as step
+
+            context = get_current_context()
+            p = RunParams.parse({**context["params"], **(context["dag_run"].conf or {})})
+            return step(
+                _ctx(model),
+                validated,
+                drift,
+                perf,
+                cost,
+                force=p.force,
+                dry_run=p.dry_run,
+                max_usd_per_metric_point=p.max_usd_per_metric_point,
+            )
+
+        @task.branch
+        def retrain_or_not(decision: dict[str, Any]) -> str:
+            return "train_challenger" if decision["train"] else "publish_report"
+
+        @task
+        def train_challenger(validated: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+            from costaware.champion import train_challenger as step
+
+            return step(_ctx(model), validated["batch_id"], decision.get("data_time"))
+
+        @task
+        def evaluate_challenger(trained: dict[str, Any]) -> dict[str, Any]:
+            from costaware.champion import evaluate_challenger as step
+
+            return step(_ctx(model), trained["version"])
+
+        @task
+        def promote_or_reject(
+            evaluation: dict[str, Any], trained: dict[str, Any], decision: dict[str, Any]
+        ) -> dict[str, Any]:
+            from costaware.champion import promote_or_reject as step
+
+            return step(_ctx(model), evaluation, trained.get("usd", 0.0), decision.get("data_time"))
+
+        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        def publish_report(
+            validated: dict[str, Any],
+            drift: dict[str, Any],
+            perf: dict[str, Any],
+            cost: dict[str, Any],
+            decision: dict[str, Any],
+        ) -> dict[str, Any]:
+            from costaware.report import publish_report as step
+
+            ti = get_current_context()["ti"]
+            results = {
+                "validated": validated,
+                "drift": drift,
+                "performance": perf,
+                "cost": cost,
+                "decision": decision,
+                "training": ti.xcom_pull(task_ids="train_challenger"),
+                "evaluation": ti.xcom_pull(task_ids="evaluate_challenger"),
+                "outcome": ti.xcom_pull(task_ids="promote_or_reject"),
+            }
+            return step(_ctx(model), results)
+
+        batch = collect_batch()
+        validated = validate_batch(batch)
+        drift = measure_drift(validated)
+        perf = measure_performance(validated)
+        cost = estimate_cost(validated)
+        decision = cost_checkpoint(validated, drift, perf, cost)
+        branch = retrain_or_not(decision)
+        trained = train_challenger(validated, decision)
+        evaluation = evaluate_challenger(trained)
+        outcome = promote_or_reject(evaluation, trained, decision)
+        report = publish_report(validated, drift, perf, cost, decision)
+        branch >> [trained, report]
+        outcome >> report
+
+    return retrain()
+
+
+for _cfg in load_all(MODELS_DIR).values():
+    globals()[f"retrain_{_cfg.name}"] = build_retrain_dag(_cfg)

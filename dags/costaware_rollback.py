@@ -1,0 +1,70 @@
+"""
+### Roll back a model: `rollback_<model>`
+
+Moves the registry's `champion` alias back to the previous champion (or to the version
+named in the trigger form) and writes an audit row saying who did it and why. The version
+that was champion becomes `previous_champion`, so a rollback can itself be undone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+from costaware.config import ModelConfig, load_all
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
+
+
+def build_rollback_dag(cfg: ModelConfig) -> Any:
+    model = cfg.name
+
+    @dag(
+        dag_id=f"rollback_{model}",
+        doc_md=__doc__,
+        description=f"roll {model}'s champion back to a previous version",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args={
+            "retries": 2,
+            "retry_delay": pendulum.duration(seconds=30),
+            "owner": cfg.tags.team,
+        },
+        tags=["costaware", "rollback", model, cfg.tags.team],
+        params={
+            "target_version": Param(
+                None,
+                type=["null", "string"],
+                pattern=r"^[0-9]*$",
+                title="Target version",
+                description="Registry version to make champion; empty = the previous champion.",
+            ),
+            "reason": Param(
+                "", type="string", title="Reason", description="Why (kept in the audit trail)."
+            ),
+        },
+    )
+    def rollback() -> None:
+        @task
+        def rollback_champion() -> dict[str, Any]:
+            from costaware.champion import rollback as step
+            from costaware.context import StepContext
+
+            context = get_current_context()
+            params = context["params"]
+            ctx = StepContext.for_model(
+                model, run_id=context["run_id"], actor=f"airflow:rollback_{model}"
+            )
+            return step(ctx, params.get("target_version") or None, params.get("reason") or "")
+
+        rollback_champion()
+
+    return rollback()
+
+
+for _cfg in load_all(MODELS_DIR).values():
+    globals()[f"rollback_{_cfg.name}"] = build_rollback_dag(_cfg)

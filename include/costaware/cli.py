@@ -1,0 +1,134 @@
+"""``costaware`` commands for people: replay, rollback, status, suites."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from costaware.errors import CostawareError
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from costaware.replay import replay
+
+    summary = replay(
+        args.model,
+        args.batches,
+        start=args.start,
+        progress=not args.no_progress,
+        quiet=not args.verbose,
+    )
+    print()
+    print(f"Replay of {args.model}: {len(summary.rows)} batches through retrain_{args.model}")
+    print(summary.table())
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    import getpass
+
+    from costaware.champion import rollback
+    from costaware.context import StepContext
+
+    ctx = StepContext.for_model(
+        args.model, run_id=f"cli-rollback-{_now()}", actor=f"cli:{getpass.getuser()}"
+    )
+    out = rollback(ctx, args.to, args.reason)
+    print(f"{args.model}: champion v{out['from']} → v{out['to']} (audit row written)")
+    return 0
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from costaware.context import StepContext
+    from costaware.registry import CHALLENGER, CHAMPION, PREVIOUS
+
+    ctx = StepContext.for_model(args.model)
+    reg = ctx.registry
+    print(f"model {args.model}")
+    for alias in (CHAMPION, PREVIOUS, CHALLENGER):
+        print(f"  {alias:<18} v{reg.alias(args.model, alias)}")
+    print(f"  versions           {reg.versions(args.model)}")
+    rows = ctx.ledger.decisions(args.model)[-args.last :]
+    print(f"last {len(rows)} decisions:")
+    for d in rows:
+        print(f"  {d['batch_id']:<18} {d['action']:<8} {d['outcome'] or '-':<18} {d['reason']}")
+    print("audit:")
+    for a in ctx.ledger.audit(args.model)[-args.last :]:
+        print(
+            f"  {a['created_at']:%Y-%m-%d %H:%M} {a['action']:<8} v{a['from_version']} → "
+            f"v{a['to_version']} by {a['actor']}: {a['reason']}"
+        )
+    return 0
+
+
+def _cmd_suites(args: argparse.Namespace) -> int:
+    from costaware.config import load_all
+    from costaware.settings import Settings
+    from costaware.validation import write_suite
+
+    s = Settings.from_env()
+    for cfg in load_all(s.models_dir).values():
+        print(f"wrote {write_suite(cfg, s.gx_dir)}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from costaware.config import load_all
+    from costaware.settings import Settings
+
+    configs = load_all(Settings.from_env().models_dir)
+    print(json.dumps({k: v.source_file for k, v in configs.items()}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="costaware", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("replay", help="feed a model's data batch by batch through its DAG")
+    r.add_argument("model")
+    r.add_argument("--batches", type=int, default=26, help="how many batches (default 26)")
+    r.add_argument("--start", type=int, default=0, help="first batch index (default 0)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--verbose", action="store_true", help="task logs on the terminal")
+    r.set_defaults(func=_cmd_replay)
+    rb = sub.add_parser("rollback", help="champion ← previous champion (or --to VERSION)")
+    rb.add_argument("model")
+    rb.add_argument("--to", default=None, help="version to make champion")
+    rb.add_argument("--reason", default="", help="kept in the audit trail")
+    rb.set_defaults(func=_cmd_rollback)
+    st = sub.add_parser("status", help="aliases, recent decisions and audit rows")
+    st.add_argument("model")
+    st.add_argument("--last", type=int, default=10)
+    st.set_defaults(func=_cmd_status)
+    su = sub.add_parser("suites", help="regenerate the GX suites from the model configs")
+    su.set_defaults(func=_cmd_suites)
+    ck = sub.add_parser("check", help="validate every model config")
+    ck.set_defaults(func=_cmd_check)
+    try:
+        from costaware.cli_costs import add_costs_commands
+    except ImportError:
+        pass
+    else:
+        add_costs_commands(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CostawareError as exc:
+        print(f"costaware: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Model configs: one YAML per model in ``include/models/``, validated with pydantic.
+
+A bad config fails with the file, the key and what is allowed, e.g.::
+
+    include/models/elec2.yaml: cost_policy.max_usd_per_metric_point: Input should be
+    greater than 0 (got -1)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from costaware.errors import ConfigError
+
+# Evidently's drift methods that return a p-value (drift when p < threshold); the others
+# return a distance (drift when distance >= threshold).
+PVALUE_METHODS = frozenset(
+    {
+        "ks",
+        "chisquare",
+        "z",
+        "t_test",
+        "mannw",
+        "anderson",
+        "fisher_exact",
+        "cramer_von_mises",
+        "g_test",
+        "epps_singleton",
+        "empirical_mmd",
+    }
+)
+DISTANCE_METHODS = frozenset(
+    {"psi", "wasserstein", "jensenshannon", "kl_div", "hellinger", "energy", "TVD"}
+)
+DRIFT_METHODS = PVALUE_METHODS | DISTANCE_METHODS
+METRICS = ("roc_auc", "accuracy", "log_loss")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Strict):
+    name: str
+    type: Literal["numeric", "categorical"] = "numeric"
+    min: float | None = None
+    max: float | None = None
+    categories: list[str | int] | None = None
+    nullable: bool = False
+
+
+class TimeOrder(_Strict):
+    """How rows are ordered in time. ``column`` names a timestamp column; without one the row
+    index is the clock (``start`` + index × ``freq``), as for Elec2."""
+
+    column: str | None = None
+    start: str = "2000-01-01T00:00:00"
+    freq: str = "1D"
+
+
+class DataSpec(_Strict):
+    source: str = Field(description="CSV or Parquet file used by `costaware replay`")
+    time: TimeOrder = TimeOrder()
+    batch_rows: int = Field(gt=0)
+    label_delay_batches: int = Field(default=1, ge=0)
+    drop_columns: list[str] = []
+
+
+class Target(_Strict):
+    name: str
+    positive: int | str = 1
+
+
+class DriftColumn(_Strict):
+    method: str
+    threshold: float = Field(gt=0)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        if v not in DRIFT_METHODS:
+            raise ValueError(f"unknown drift method {v!r}; allowed: {sorted(DRIFT_METHODS)}")
+        return v
+
+
+class DriftSpec(_Strict):
+    method: str = "psi"
+    threshold: float = Field(default=0.2, gt=0)
+    columns: dict[str, DriftColumn] = {}
+    prediction: DriftColumn = DriftColumn(method="psi", threshold=0.2)
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        return DriftColumn._known_method(v)
+
+
+class EvaluationSpec(_Strict):
+    holdout_batches: int = Field(default=1, ge=1)
+    min_gain_points: float = Field(default=0.0, ge=0)
+    bootstrap: int = Field(default=500, ge=50)
+    confidence: float = Field(default=0.9, gt=0.5, lt=1)
+    seed: int = 0
+
+
+class SpotSpec(_Strict):
+    enabled: bool = True
+    interruption_rate: float = Field(default=0.1, ge=0, le=1)
+    max_interruptions: int = Field(default=2, ge=0)
+    seed: int = 0
+
+
+class TrainingSpec(_Strict):
+    backend: str = "local"
+    algorithm: Literal["xgboost", "sklearn_hgb", "sklearn_logreg"] = "xgboost"
+    window_batches: int = Field(default=8, ge=1)
+    min_train_rows: int = Field(default=500, ge=10)
+    params: dict[str, Any] = {}
+    num_boost_round: int = Field(default=200, ge=1)
+    chunk_rounds: int = Field(default=25, ge=1)
+    instance_type: str = "m5.xlarge"
+    region: str = "us-east-1"
+    billing_overhead_minutes: float = Field(
+        default=5.0, ge=0, description="instance start-up and data load billed per run"
+    )
+    expected_runtime_minutes: float = Field(
+        default=10.0, gt=0, description="prior for the cost estimate before history exists"
+    )
+    spot: SpotSpec = SpotSpec()
+    timeout_minutes: float = Field(default=30, gt=0)
+
+
+class CostPolicy(_Strict):
+    max_usd_per_metric_point: float = Field(gt=0)
+    auto_approve_usd: float = Field(ge=0)
+    monthly_budget_usd: float = Field(gt=0)
+    cooldown_hours: float = Field(default=0, ge=0)
+    min_expected_gain_points: float = Field(default=0.5, ge=0)
+    cost_source: str = "ledger"
+    cost_source_options: dict[str, Any] = {}
+    price_source: str = "static"
+    price_source_options: dict[str, Any] = {}
+
+
+class Tags(_Strict):
+    model: str
+    team: str
+    env: Literal["dev", "staging", "prod"] = "dev"
+
+
+class ModelConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")
+    description: str = ""
+    data: DataSpec
+    features: list[Feature] = Field(min_length=1)
+    target: Target
+    validation_suite: str
+    drift: DriftSpec = DriftSpec()
+    metric: Literal["roc_auc", "accuracy", "log_loss"] = "roc_auc"
+    evaluation: EvaluationSpec = EvaluationSpec()
+    training: TrainingSpec = TrainingSpec()
+    cost_policy: CostPolicy
+    tags: Tags
+    source_file: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"features listed twice: {dupes}")
+        if self.target.name in names:
+            raise ValueError(f"target {self.target.name!r} is also listed as a feature")
+        unknown = sorted(set(self.drift.columns) - set(names))
+        if unknown:
+            raise ValueError(f"drift.columns names unknown features {unknown}; features: {names}")
+        if self.tags.model != self.name:
+            raise ValueError(f"tags.model is {self.tags.model!r} but the model is {self.name!r}")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def drift_for(self, column: str) -> DriftColumn:
+        return self.drift.columns.get(
+            column, DriftColumn(method=self.drift.method, threshold=self.drift.threshold)
+        )
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid model config"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {loc}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such model config") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return ModelConfig.model_validate({**raw, "source_file": str(path)})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from exc
+
+
+def model_config_paths(models_dir: str | Path) -> list[Path]:
+    return sorted(Path(models_dir).glob("*.yaml"))
+
+
+def load_all(models_dir: str | Path) -> dict[str, ModelConfig]:
+    configs = {}
+    for path in model_config_paths(models_dir):
+        cfg = load_model_config(path)
+        if cfg.name in configs:
+            raise ConfigError(f"{path}: model name {cfg.name!r} is already used by another file")
+        configs[cfg.name] = cfg
+    return configs
+
+
+def get_model(models_dir: str | Path, name: str) -> ModelConfig:
+    path = Path(models_dir) / f"{name}.yaml"
+    if not path.exists():
+        available = [p.stem for p in model_config_paths(models_dir)]
+        raise ConfigError(f"unknown model {name!r}; available: {available}")
+    return load_model_config(path)
+
+
+# Run parameters (the trigger form). Validated again here so the library rejects what a
+# caller outside Airflow passes too.
+class RunParams(_Strict):
+    force: bool = False
+    dry_run: bool = False
+    max_usd_per_metric_point: float | None = Field(default=None, gt=0)
+    batch: str | None = None
+
+    @classmethod
+    def parse(cls, conf: dict[str, Any] | None) -> RunParams:
+        conf = {k: v for k, v in (conf or {}).items() if v is not None and v != ""}
+        unknown = sorted(set(conf) - set(cls.model_fields))
+        if unknown:
+            raise ConfigError(
+                f"unknown run parameter(s) {unknown}; allowed: {sorted(cls.model_fields)}"
+            )
+        try:
+            return cls.model_validate(conf)
+        except ValidationError as exc:
+            msgs = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+                for e in exc.errors()
+            )
+            raise ConfigError(f"invalid run parameters: {msgs}") from exc

@@ -1,0 +1,145 @@
+"""Evidently 0.7: drift of each feature and of the model's scores against a reference.
+
+Evidently is the engine of record: every column's score comes from its ``ValueDrift``
+metric with the method and threshold the model config sets for that column, and the HTML
+report is Evidently's own. What crosses to the next task is the compact JSON summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from costaware.config import PVALUE_METHODS, DriftColumn, ModelConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCORE_COLUMN = "prediction_score"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    column: str
+    method: str
+    threshold: float
+    score: float | None
+    drifted: bool
+    note: str = ""
+
+    def line(self) -> str:
+        shown = "n/a" if self.score is None else f"{self.score:.4f}"
+        verdict = "DRIFT" if self.drifted else (self.note or "ok")
+        return f"{self.column:<18} {self.method:<12} {shown:>8} / {self.threshold:<6} {verdict}"
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    columns: list[ColumnDrift]
+    prediction: ColumnDrift | None
+    drift_share: float  # drifted features / features checked
+    drift_share_threshold: float
+    dataset_drift: bool
+    reference_rows: int
+    current_rows: int
+    warnings: list[str] = field(default_factory=list)
+    report_path: str | None = None
+
+    def all_columns(self) -> list[ColumnDrift]:
+        return [*self.columns, *([self.prediction] if self.prediction else [])]
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["drifted_columns"] = self.drifted_columns
+        return d
+
+
+def is_drift(method: str, score: float, threshold: float) -> bool:
+    """Evidently's rule: p-value tests drift below the threshold, distances at or above it."""
+    return score < threshold if method in PVALUE_METHODS else score >= threshold
+
+
+def _usable(series: pd.Series) -> str:
+    """Why a column cannot be compared, or '' when it can."""
+    if len(series) == 0:
+        return "no rows"
+    if series.isna().all():
+        return "all values are null"
+    return ""
+
+
+def measure_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    cfg: ModelConfig,
+    report_path: str | Path | None = None,
+) -> DriftResult:
+    """Drift of every feature (and of ``prediction_score`` when both frames carry it)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    specs: dict[str, DriftColumn] = {c: cfg.drift_for(c) for c in cfg.feature_names}
+    if SCORE_COLUMN in reference.columns and SCORE_COLUMN in current.columns:
+        specs[SCORE_COLUMN] = cfg.drift.prediction
+    warnings, checked = [], {}
+    for col, spec in specs.items():
+        why = _usable(reference[col]) or _usable(current[col])
+        if why:
+            # An empty or all-null column is a data-quality warning, not a crash.
+            warnings.append(f"{col}: not compared ({why})")
+        else:
+            checked[col] = spec
+    result_cols: dict[str, ColumnDrift] = {}
+    if checked:
+        cat = [f.name for f in cfg.features if f.type == "categorical" and f.name in checked]
+        num = [c for c in checked if c not in cat]
+        definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
+        metrics = [
+            ValueDrift(column=c, method=s.method, threshold=s.threshold) for c, s in checked.items()
+        ]
+        snapshot = Report(metrics).run(
+            current_data=Dataset.from_pandas(current[list(checked)], data_definition=definition),
+            reference_data=Dataset.from_pandas(
+                reference[list(checked)], data_definition=definition
+            ),
+        )
+        for m in snapshot.dict()["metrics"]:
+            col = m["config"]["column"]
+            spec = checked[col]
+            score = float(m["value"])
+            result_cols[col] = ColumnDrift(
+                col,
+                spec.method,
+                spec.threshold,
+                score,
+                is_drift(spec.method, score, spec.threshold),
+            )
+        if report_path is not None:
+            Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+            snapshot.save_html(str(report_path))
+    for col, spec in specs.items():
+        if col not in result_cols:
+            result_cols[col] = ColumnDrift(
+                col, spec.method, spec.threshold, None, False, note="not compared"
+            )
+    features = [result_cols[c] for c in cfg.feature_names]
+    compared = [c for c in features if c.score is not None]
+    share = sum(c.drifted for c in compared) / len(compared) if compared else 0.0
+    return DriftResult(
+        columns=features,
+        prediction=result_cols.get(SCORE_COLUMN),
+        drift_share=share,
+        drift_share_threshold=cfg.drift.drift_share,
+        dataset_drift=share >= cfg.drift.drift_share,
+        reference_rows=len(reference),
+        current_rows=len(current),
+        warnings=warnings,
+        report_path=None if report_path is None or not checked else str(report_path),
+    )

@@ -1,0 +1,48 @@
+"""Every error costaware raises. Messages say what was received and what is allowed."""
+
+from __future__ import annotations
+
+
+class CostawareError(Exception):
+    """Base class: catch this to handle any costaware failure."""
+
+
+class ConfigError(CostawareError):
+    """A model config or a run's parameters are invalid."""
+
+
+class UnknownBackendError(ConfigError):
+    """A pluggable name (cost source, training backend, ...) is not registered."""
+
+    def __init__(self, kind: str, name: str, available: list[str] | set[str] | dict) -> None:
+        super().__init__(f"unknown {kind} {name!r}; available: {sorted(available)}")
+        self.kind = kind
+        self.name = name
+
+
+class BatchError(CostawareError):
+    """A batch cannot be found or read."""
+
+
+class ValidationFailed(CostawareError):
+    """A batch failed its Great Expectations suite and was quarantined."""
+
+    def __init__(self, message: str, quarantine_path: str | None = None) -> None:
+        super().__init__(message)
+        self.quarantine_path = quarantine_path
+
+
+class NotEnoughData(CostawareError):
+    """Not enough labelled rows for the asked operation."""
+
+
+class TrainingError(CostawareError):
+    """A training job failed (not a spot interruption, which is retried)."""
+
+
+class RegistryError(CostawareError):
+    """The model registry is missing a model, version or alias."""
+
+
+class CostSourceError(CostawareError):
+    """A cost or price source could not answer."""

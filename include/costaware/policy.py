@@ -1,0 +1,184 @@
+"""The cost-per-performance-gain checkpoint: a pure function, no I/O.
+
+    retrain  when cost / gain ≤ max_usd_per_metric_point, cost ≤ budget left, cooldown passed
+             and cost ≤ auto_approve_usd;
+    approve  when it would retrain but the cost is above auto_approve_usd or the budget left;
+    skip     otherwise.
+
+Every decision carries its reasons in words and every number and threshold that decided it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from costaware.config import CostPolicy
+
+Action = Literal["retrain", "skip", "approve"]
+
+
+@dataclass(frozen=True)
+class CheckpointInputs:
+    model: str
+    has_champion: bool
+    labelled_rows: int
+    min_train_rows: int
+    gain_points: float
+    gain_low: float
+    gain_high: float
+    gain_basis: str
+    cost_usd: float
+    cost_quality: str
+    cost_source: str
+    spent_this_month_usd: float
+    hours_since_last_retrain: float | None
+    drift_share: float = 0.0
+    drifted_columns: tuple[str, ...] = ()
+    validation_status: str = "pass"
+    force: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    reasons: list[str]
+    numbers: dict[str, Any]
+    thresholds: dict[str, Any]
+    dry_run: bool = False
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "reasons": self.reasons,
+            "numbers": self.numbers,
+            "thresholds": self.thresholds,
+            "checks": self.checks,
+            "dry_run": self.dry_run,
+        }
+
+    def table(self) -> str:
+        """One readable block for the task log."""
+        rows = [
+            (
+                "decision",
+                self.action.upper() + ("  (dry run: nothing trained)" if self.dry_run else ""),
+            )
+        ]
+        rows.append(("why", self.reason))
+        rows += [(k, _fmt(v)) for k, v in self.numbers.items()]
+        rows += [(f"threshold {k}", _fmt(v)) for k, v in self.thresholds.items()]
+        rows += [(f"check {k}", "ok" if v else "FAILED") for k, v in self.checks.items()]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "∞"
+        return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.2f}"
+    return str(v)
+
+
+def decide(
+    inputs: CheckpointInputs, policy: CostPolicy, max_usd_per_metric_point: float | None = None
+) -> Decision:
+    """Retrain, skip or ask for approval — with the reasons and every number used."""
+    i = inputs
+    max_per_point = max_usd_per_metric_point or policy.max_usd_per_metric_point
+    budget_left = policy.monthly_budget_usd - i.spent_this_month_usd
+    usd_per_point = i.cost_usd / i.gain_points if i.gain_points > 0 else math.inf
+    numbers: dict[str, Any] = {
+        "expected gain (pts)": round(i.gain_points, 3),
+        "gain interval (pts)": f"[{i.gain_low:.2f}, {i.gain_high:.2f}]",
+        "gain basis": i.gain_basis,
+        "expected cost ($)": round(i.cost_usd, 4),
+        "cost quality": f"{i.cost_quality} ({i.cost_source})",
+        "$ per metric point": usd_per_point,
+        "budget left this month ($)": round(budget_left, 4),
+        "hours since last retrain": (
+            None if i.hours_since_last_retrain is None else round(i.hours_since_last_retrain, 1)
+        ),
+        "drift share": round(i.drift_share, 3),
+        "drifted columns": ", ".join(i.drifted_columns) or "none",
+        "labelled rows": i.labelled_rows,
+    }
+    thresholds: dict[str, Any] = {
+        "max_usd_per_metric_point": max_per_point,
+        "auto_approve_usd": policy.auto_approve_usd,
+        "monthly_budget_usd": policy.monthly_budget_usd,
+        "cooldown_hours": policy.cooldown_hours,
+        "min_expected_gain_points": policy.min_expected_gain_points,
+        "min_train_rows": i.min_train_rows,
+    }
+    cooldown_ok = (
+        i.hours_since_last_retrain is None or i.hours_since_last_retrain >= policy.cooldown_hours
+    )
+    checks = {
+        "enough labelled rows": i.labelled_rows >= i.min_train_rows,
+        "cooldown passed": cooldown_ok,
+        "gain above minimum": i.gain_points >= policy.min_expected_gain_points,
+        "cost per point within limit": usd_per_point <= max_per_point,
+        "within budget": i.cost_usd <= budget_left,
+        "within auto-approve limit": i.cost_usd <= policy.auto_approve_usd,
+    }
+
+    def out(action: Action, reason: str, reasons: list[str]) -> Decision:
+        return Decision(action, reason, reasons, numbers, thresholds, i.dry_run, checks)
+
+    if not checks["enough labelled rows"]:
+        return out(
+            "skip",
+            f"waiting for labels: {i.labelled_rows} labelled rows, "
+            f"{i.min_train_rows} needed to train",
+            [],
+        )
+    if i.force:
+        return out(
+            "retrain",
+            "forced by the run's `force` parameter (checkpoint overridden)",
+            ["force=true"],
+        )
+    if not i.has_champion:
+        return out("retrain", "no champion yet: train the first model", [])
+
+    failed = []
+    if not cooldown_ok:
+        failed.append(
+            f"cooldown: last retrain {i.hours_since_last_retrain:.0f} h ago "
+            f"< {policy.cooldown_hours:g} h"
+        )
+    if not checks["gain above minimum"]:
+        failed.append(
+            f"expected gain {i.gain_points:.2f} pts < minimum "
+            f"{policy.min_expected_gain_points:g} pts"
+        )
+    elif not checks["cost per point within limit"]:
+        failed.append(f"${usd_per_point:.4f} per point > limit ${max_per_point:g} per point")
+    if failed:
+        return out("skip", "; ".join(failed), failed)
+
+    needs = []
+    if not checks["within budget"]:
+        needs.append(
+            f"cost ${i.cost_usd:.4f} exceeds the ${budget_left:.4f} left of this "
+            f"month's ${policy.monthly_budget_usd:g} budget"
+        )
+    if not checks["within auto-approve limit"]:
+        needs.append(
+            f"cost ${i.cost_usd:.4f} above the auto-approve limit ${policy.auto_approve_usd:g}"
+        )
+    if needs:
+        return out("approve", "worth it, but needs a person's approval: " + "; ".join(needs), needs)
+    return out(
+        "retrain",
+        f"expected gain {i.gain_points:.2f} pts for ${i.cost_usd:.4f} = "
+        f"${usd_per_point:.4f}/pt ≤ ${max_per_point:g}/pt",
+        [],
+    )

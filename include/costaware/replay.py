@@ -1,0 +1,249 @@
+"""``costaware replay MODEL``: feed a model's data set batch by batch through the real DAG.
+
+Each batch lands in the landing zone (features only), the labels of the batch
+``label_delay_batches`` earlier land beside it, and the ``retrain_<model>`` DAG runs once
+with ``dag.test()``. The ledger and the registry then say what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from costaware.config import ModelConfig
+from costaware.data import ID_COLUMN, TIME_COLUMN
+from costaware.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def load_source(cfg: ModelConfig, root: Path) -> pd.DataFrame:
+    """The model's data set with ``event_id`` and ``event_time`` added, in time order."""
+    import pandas as pd
+
+    path = root / cfg.data.source
+    frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    frame = frame.drop(columns=[c for c in cfg.data.drop_columns if c in frame.columns])
+    if cfg.data.time.column:
+        frame[TIME_COLUMN] = pd.to_datetime(frame[cfg.data.time.column])
+    else:
+        frame[TIME_COLUMN] = pd.date_range(
+            cfg.data.time.start, periods=len(frame), freq=cfg.data.time.freq
+        )
+    frame[ID_COLUMN] = [f"{cfg.name}-{i}" for i in range(len(frame))]
+    return frame.sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def batch_name(cfg: ModelConfig, index: int, frame: pd.DataFrame) -> str:
+    day = frame[TIME_COLUMN].iloc[0].strftime("%Y-%m-%d")
+    return f"b{index:04d}_{day}"
+
+
+def split_batches(cfg: ModelConfig, frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    n = cfg.data.batch_rows
+    for i in range(len(frame) // n):
+        part = frame.iloc[i * n : (i + 1) * n]
+        yield batch_name(cfg, i, part), part
+
+
+def land_batch(settings: Settings, cfg: ModelConfig, name: str, part: pd.DataFrame) -> Path:
+    folder = settings.landing(cfg.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.parquet"
+    part[[ID_COLUMN, TIME_COLUMN, *cfg.feature_names]].to_parquet(path, index=False)
+    return path
+
+
+def land_labels(settings: Settings, cfg: ModelConfig, name: str, part: pd.DataFrame) -> Path:
+    folder = settings.labels_landing(cfg.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.parquet"
+    part[[ID_COLUMN, cfg.target.name]].to_parquet(path, index=False)
+    return path
+
+
+@dataclass
+class WeekRow:
+    index: int
+    batch: str
+    state: str
+    action: str
+    outcome: str
+    champion: str | None
+    champion_points: float | None
+    usd: float
+    seconds: float
+
+
+@dataclass
+class ReplaySummary:
+    model: str
+    rows: list[WeekRow] = field(default_factory=list)
+    seconds: float = 0.0
+    reports: str = ""
+    log_file: str = ""
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "batches": len(self.rows),
+            "retrains": sum(r.outcome in ("promoted", "rejected") for r in self.rows),
+            "promotions": sum(r.outcome == "promoted" for r in self.rows),
+            "rejections": sum(r.outcome == "rejected" for r in self.rows),
+            "skips": sum(r.action == "skip" for r in self.rows),
+            "approvals needed": sum(r.action == "approve" for r in self.rows),
+            "quarantined": sum(r.state == "quarantined" for r in self.rows),
+            "retraining $": round(sum(r.usd for r in self.rows), 4),
+        }
+
+    def table(self) -> str:
+        head = (
+            f"{'#':>3}  {'batch':<16} {'run':<8} {'decision':<8} {'outcome':<18} "
+            f"{'champion':<8} {'metric':>7} {'$':>8} {'s':>5}"
+        )
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            pts = "" if r.champion_points is None else f"{r.champion_points:.2f}"
+            lines.append(
+                f"{r.index:>3}  {r.batch:<16} {r.state:<8} {r.action:<8} "
+                f"{r.outcome:<18} {('v' + r.champion) if r.champion else '-':<8} "
+                f"{pts:>7} {r.usd:>8.4f} {r.seconds:>5.1f}"
+            )
+        c = self.counts()
+        lines.append("-" * len(head))
+        lines.append("  ".join(f"{k}: {v}" for k, v in c.items()))
+        lines.append(
+            f"wall time {self.seconds:.0f} s "
+            f"({self.seconds / max(1, len(self.rows)):.1f} s per batch)"
+        )
+        lines.append(f"reports: {self.reports}")
+        lines.append(f"task logs: {self.log_file}")
+        return "\n".join(lines)
+
+
+def _load_dag(settings: Settings, model: str) -> Any:
+    import importlib.util
+
+    path = settings.project_root / "dags" / "costaware_retrain.py"
+    spec = importlib.util.spec_from_file_location("costaware_retrain_dags", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, f"retrain_{model}")
+
+
+def run_dag_once(dag: Any, conf: dict[str, Any] | None = None) -> str:
+    """One ``dag.test()`` run; returns the run's final state."""
+    dr = dag.test(run_conf=conf or {})
+    return str(getattr(dr.state, "value", dr.state))
+
+
+def replay(
+    model: str,
+    batches: int,
+    start: int = 0,
+    settings: Settings | None = None,
+    progress: bool = True,
+    quiet: bool = True,
+) -> ReplaySummary:
+    from tqdm import tqdm
+
+    from costaware.airflow_env import apply_airflow_env, ensure_airflow_db
+    from costaware.context import StepContext
+
+    settings = settings or Settings.from_env()
+    apply_airflow_env(settings)
+    ensure_airflow_db(settings)
+    ctx = StepContext.for_model(model, settings=settings)
+    cfg = ctx.cfg
+    frame = load_source(cfg, settings.project_root)
+    parts = list(split_batches(cfg, frame))
+    if start + batches > len(parts):
+        raise ValueError(
+            f"{model} has {len(parts)} batches of {cfg.data.batch_rows} rows; "
+            f"asked for {batches} from {start}"
+        )
+    dag = _load_dag(settings, model)
+    summary = ReplaySummary(model, reports=str(settings.reports(model)))
+    log_file = settings.home / "logs" / f"replay_{model}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    summary.log_file = str(log_file)
+    t0 = time.monotonic()
+    delay = cfg.data.label_delay_batches
+    bar = tqdm(
+        range(start, start + batches), desc=f"replay {model}", unit="batch", disable=not progress
+    )
+    with log_file.open("a") as logf:
+        for i in bar:
+            name, part = parts[i]
+            land_batch(settings, cfg, name, part)
+            if i - delay >= 0:
+                lname, lpart = parts[i - delay]
+                land_labels(settings, cfg, lname, lpart)
+            t = time.monotonic()
+            with _captured(logf, quiet):
+                state = run_dag_once(dag)
+            summary.rows.append(_week_row(ctx, i, name, state, time.monotonic() - t))
+            last = summary.rows[-1]
+            bar.set_postfix_str(f"{last.action}/{last.outcome} champion v{last.champion}")
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+@contextlib.contextmanager
+def _captured(logf: Any, quiet: bool) -> Iterator[None]:
+    """Send task logs to the replay's log file so the terminal shows progress and results."""
+    if not quiet:
+        yield
+        return
+    root = logging.getLogger()
+    handler = logging.StreamHandler(logf)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    old_handlers, old_level = root.handlers[:], root.level
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            yield
+    finally:
+        root.handlers, root.level = old_handlers, old_level
+        logf.write(buf.getvalue())
+        logf.flush()
+
+
+def _week_row(ctx: Any, i: int, name: str, state: str, seconds: float) -> WeekRow:
+    from costaware.registry import CHAMPION
+
+    decision = ctx.ledger.decision_for_batch(ctx.model, name)
+    batch = ctx.ledger.batch(ctx.model, name)
+    quarantined = batch is not None and batch["status"] == "quarantined"
+    usd = 0.0
+    if decision is not None:
+        usd = sum(
+            r["usd"]
+            for r in ctx.ledger.costs(model=ctx.model, purpose="retrain")
+            if r["run_id"] == decision["run_id"]
+        )
+    points = None
+    if decision is not None:
+        points = (decision["details"] or {}).get("champion_points")
+    return WeekRow(
+        index=i,
+        batch=name,
+        state="quarantined" if quarantined else state,
+        action="-" if decision is None else decision["action"],
+        outcome="quarantined"
+        if quarantined
+        else ("-" if decision is None else decision["outcome"] or "-"),
+        champion=ctx.registry.alias(ctx.model, CHAMPION),
+        champion_points=points,
+        usd=usd,
+        seconds=seconds,
+    )

@@ -1,0 +1,121 @@
+"""publish_report: one HTML page per run that says what happened and why."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from costaware.context import StepContext
+
+log = logging.getLogger(__name__)
+
+_CSS = """body{font:14px system-ui,sans-serif;margin:2em;max-width:980px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}.retrain{color:#0a7}.skip{color:#777}
+.approve{color:#c70}.promote{color:#0a7}.reject{color:#c33}.DRIFT{color:#c33;font-weight:bold}"""
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows
+    )
+    return f"<table>{body}</table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4f}"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, default=str)
+    return "—" if v is None else str(v)
+
+
+def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
+    """Write ``reports/<model>/<batch>/index.html`` + ``summary.json``; finish the ledger row."""
+    validated = results.get("validated") or {}
+    batch_id = validated.get("batch_id", "no-batch")
+    folder = Path(ctx.report_dir(batch_id))
+    decision = results.get("decision") or {}
+    outcome = results.get("outcome") or {}
+    evaluation = results.get("evaluation") or {}
+    drift = results.get("drift") or {}
+    action = decision.get("action", "none")
+    final = (
+        (outcome.get("action") and {"promote": "promoted", "reject": "rejected"}[outcome["action"]])
+        or ("dry_run" if decision.get("dry_run") else None)
+        or {"skip": "skipped", "approve": "awaiting approval"}.get(action, "trained")
+    )
+    if decision:
+        row = ctx.ledger.decision(ctx.model, ctx.run_id)
+        if row is not None and row["outcome"] != final:
+            ctx.ledger.set_outcome(ctx.model, ctx.run_id, final)
+    parts = [
+        f"<h1>{html.escape(ctx.model)} — batch {html.escape(batch_id)}</h1>",
+        f"<p>run <code>{html.escape(ctx.run_id)}</code></p>",
+        f"<h2>Decision: <span class='{action}'>{action.upper()}</span> → {final}</h2>",
+        f"<p>{html.escape(decision.get('reason', ''))}</p>",
+    ]
+    if action == "approve":
+        parts.append(
+            "<p><b>Needs approval.</b> To retrain anyway, trigger this DAG again with "
+            "<code>force</code> ticked in the trigger form.</p>"
+        )
+    led = ctx.ledger.decision(ctx.model, ctx.run_id)
+    if led is not None:
+        det = led["details"]
+        parts.append("<h3>Checkpoint numbers</h3>" + _table(list(det.get("numbers", {}).items())))
+        parts.append("<h3>Thresholds</h3>" + _table(list(det.get("thresholds", {}).items())))
+    parts.append(
+        "<h2>Validation (Great Expectations)</h2>"
+        + _table(
+            [
+                ("status", validated.get("status")),
+                ("rows", validated.get("rows")),
+                ("sha256", validated.get("sha256")),
+                ("warnings", validated.get("warnings")),
+                ("report", "validation.json"),
+            ]
+        )
+    )
+    if drift.get("columns"):
+        rows = [
+            (
+                c["column"],
+                f"{c['method']} {c['score'] if c['score'] is None else round(c['score'], 4)}"
+                f" / {c['threshold']} {'DRIFT' if c['drifted'] else 'ok'}",
+            )
+            for c in drift["columns"] + ([drift["prediction"]] if drift.get("prediction") else [])
+        ]
+        parts.append(
+            "<h2>Drift (Evidently)</h2>"
+            + _table(rows)
+            + "<p><a href='drift.html'>Evidently report</a></p>"
+        )
+    elif drift.get("skipped"):
+        parts.append(f"<h2>Drift</h2><p>{html.escape(drift['skipped'])}</p>")
+    if results.get("training"):
+        parts.append("<h2>Training</h2>" + _table(list(results["training"].items())))
+    if evaluation:
+        parts.append(
+            f"<h2>Champion / challenger: <span class='{evaluation.get('verdict')}'>"
+            f"{str(evaluation.get('verdict', '')).upper()}</span></h2>"
+            + _table([(k, v) for k, v in evaluation.items() if k != "verdict"])
+        )
+    (folder / "index.html").write_text(
+        f"<!doctype html><meta charset=utf-8><title>{ctx.model} {batch_id}</title>"
+        f"<style>{_CSS}</style>" + "\n".join(parts)
+    )
+    summary = {
+        "model": ctx.model,
+        "batch_id": batch_id,
+        "run_id": ctx.run_id,
+        "action": action,
+        "outcome": final,
+        **{k: v for k, v in results.items()},
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    log.info("report for %s batch %s: %s", ctx.model, batch_id, folder / "index.html")
+    return {"report": str(folder / "index.html"), "outcome": final}

@@ -1,0 +1,218 @@
+"""Showback / chargeback: who spent what, from any cost source that can list every charge.
+
+``load_charges`` turns a source into one flat table (one row per charge: day, USD, model,
+team, env, purpose, capacity, resource, service); ``summarize`` is a pure function of that
+table; ``write_report`` writes the CSV and an HTML page with a chart. Untagged spend is shown,
+never spread over the teams: its share and its biggest resources are the point of the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from costaware.errors import ConfigError, CostSourceError
+
+DIMENSIONS = ("model", "team", "env")
+UNTAGGED = "(untagged)"
+COLUMNS = [
+    "usage_date",
+    "usd",
+    "model",
+    "team",
+    "env",
+    "purpose",
+    "capacity",
+    "resource_id",
+    "service",
+    "reconciled",
+]
+
+
+def load_charges(source: Any, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Every charge in [start, end) from a source that can list them all: ``focus`` (its
+    ``charges``) or ``ledger`` (the runs it recorded)."""
+    if hasattr(source, "charges"):
+        df = source.charges(start, end)
+        tags = df["Tags"]
+        out = pd.DataFrame(
+            {
+                "usage_date": df["usage_date"],
+                "usd": df["usd"].astype(float),
+                **{d: [t.get(d) for t in tags] for d in (*DIMENSIONS, "purpose")},
+                "capacity": df["capacity"],
+                "resource_id": df["ResourceId"],
+                "service": df["ServiceName"],
+                "reconciled": df["reconciled"],
+            }
+        )
+    elif hasattr(source, "ledger"):
+        rows = source.ledger.costs(
+            start=dt.datetime.combine(start, dt.time()), end=dt.datetime.combine(end, dt.time())
+        )
+        out = pd.DataFrame(
+            [
+                {
+                    "usage_date": r["usage_date"].date(),
+                    "usd": float(r["usd"]),
+                    "model": r["model"],
+                    "team": (r["tags"] or {}).get("team"),
+                    "env": (r["tags"] or {}).get("env"),
+                    "purpose": r["purpose"],
+                    "capacity": r["capacity"],
+                    "resource_id": r["run_id"],
+                    "service": "costaware training",
+                    "reconciled": False,
+                }
+                for r in rows
+            ],
+            columns=COLUMNS,
+        )
+    else:
+        raise CostSourceError(
+            f"showback needs a source that lists every charge; {getattr(source, 'name', source)!r}"
+            " cannot; use 'focus' (a FOCUS export of the same cloud) or 'ledger'"
+        )
+    return out[COLUMNS].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Showback:
+    start: dt.date
+    end: dt.date
+    by: str
+    total_usd: float
+    untagged_usd: float
+    untagged_share: float
+    by_key: pd.DataFrame  # key, usd, share
+    daily: pd.DataFrame  # usage_date x key
+    monthly: pd.DataFrame  # month x key
+    purpose: dict[str, float]  # retrain / serve / untagged
+    capacity: dict[str, float]  # spot / on_demand / other
+    top_untagged: pd.DataFrame  # resource_id, service, usd
+    unreconciled_usd: float
+
+
+def summarize(
+    charges: pd.DataFrame, by: str, start: dt.date, end: dt.date, top: int = 5
+) -> Showback:
+    if by not in DIMENSIONS:
+        raise ConfigError(f"showback by {by!r}; allowed: {list(DIMENSIONS)}")
+    df = charges.copy()
+    # A charge is untagged when it names no model: nobody can be shown the bill for it.
+    df["key"] = df[by].fillna(UNTAGGED).where(df["model"].notna(), UNTAGGED)
+    df["month"] = pd.to_datetime(df["usage_date"]).dt.strftime("%Y-%m")
+    total = float(df["usd"].sum())
+    untagged = float(df.loc[df["model"].isna(), "usd"].sum())
+    by_key = df.groupby("key", as_index=False)["usd"].sum().sort_values("usd", ascending=False)
+    by_key["share"] = by_key["usd"] / total if total else 0.0
+    daily = df.pivot_table(
+        index="usage_date", columns="key", values="usd", aggfunc="sum", fill_value=0.0
+    )
+    monthly = df.pivot_table(
+        index="month", columns="key", values="usd", aggfunc="sum", fill_value=0.0
+    )
+    purpose = df["purpose"].fillna(UNTAGGED).where(df["model"].notna(), UNTAGGED)
+    capacity = df["capacity"].fillna("other (not compute, or committed)")
+    top_untagged = (
+        df[df["model"].isna()]
+        .groupby(["resource_id", "service"], dropna=False, as_index=False)["usd"]
+        .sum()
+        .sort_values("usd", ascending=False)
+        .head(top)
+        .reset_index(drop=True)
+    )
+    return Showback(
+        start=start,
+        end=end,
+        by=by,
+        total_usd=total,
+        untagged_usd=untagged,
+        untagged_share=untagged / total if total else 0.0,
+        by_key=by_key.reset_index(drop=True),
+        daily=daily,
+        monthly=monthly,
+        purpose={str(k): float(v) for k, v in df.groupby(purpose)["usd"].sum().items()},
+        capacity={str(k): float(v) for k, v in df.groupby(capacity)["usd"].sum().items()},
+        top_untagged=top_untagged,
+        unreconciled_usd=float(df.loc[~df["reconciled"].astype(bool), "usd"].sum()),
+    )
+
+
+def render_text(s: Showback) -> str:
+    lines = [f"cost by {s.by}, {s.start} .. {s.end} (end exclusive): ${s.total_usd:,.2f}"]
+    lines += [f"  {r.key:<22} ${r.usd:>10,.2f}  {r.share:6.1%}" for r in s.by_key.itertuples()]
+    lines.append("  purpose: " + ", ".join(f"{k} ${v:,.2f}" for k, v in sorted(s.purpose.items())))
+    lines.append(
+        "  capacity: " + ", ".join(f"{k} ${v:,.2f}" for k, v in sorted(s.capacity.items()))
+    )
+    lines.append(f"  untagged: ${s.untagged_usd:,.2f} ({s.untagged_share:.1%} of spend); biggest:")
+    lines += [
+        f"    {'(no resource id)' if pd.isna(r.resource_id) else r.resource_id} "
+        f"({r.service}) ${r.usd:,.2f}"
+        for r in s.top_untagged.itertuples()
+    ]
+    if s.unreconciled_usd:
+        lines.append(f"  not yet final (billing lag): ${s.unreconciled_usd:,.2f}")
+    return "\n".join(lines)
+
+
+def _chart_png(s: Showback) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 1]})
+    daily = s.daily.copy()
+    daily.index = pd.to_datetime(daily.index)
+    # Lines, not stacked areas: credits make some days negative.
+    daily.plot(ax=ax1, linewidth=1.5)
+    ax1.set_title(f"Daily cost by {s.by} (USD)")
+    ax1.set_xlabel("")
+    s.monthly.plot.bar(ax=ax2, stacked=True, legend=False)
+    ax2.set_title("Monthly (USD)")
+    ax2.set_xlabel("")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(charges: pd.DataFrame, s: Showback, out_dir: str | Path) -> dict[str, str]:
+    """``showback_<by>_<start>_<end>.csv`` (every charge) and ``.html`` (tables + chart)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"showback_{s.by}_{s.start}_{s.end}"
+    csv_path, html_path = out / f"{stem}.csv", out / f"{stem}.html"
+    charges.sort_values(["usage_date", "usd"]).to_csv(csv_path, index=False)
+    png = base64.b64encode(_chart_png(s)).decode()
+
+    def table(df: pd.DataFrame) -> str:
+        return df.to_html(float_format=lambda v: f"{v:,.2f}", border=0, classes="t")
+
+    body = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>costaware showback by {s.by}</title>
+<style>body{{font-family:sans-serif;margin:2em}} .t td,.t th{{padding:2px 10px;text-align:right}}
+</style></head><body>
+<h1>Cost by {html.escape(s.by)}: {s.start} to {s.end} (end exclusive)</h1>
+<p>Total <b>${s.total_usd:,.2f}</b>. Untagged <b>${s.untagged_usd:,.2f}
+({s.untagged_share:.1%})</b>. Not yet final (billing lag): ${s.unreconciled_usd:,.2f}.</p>
+<img alt="daily and monthly cost by {s.by}" src="data:image/png;base64,{png}">
+<h2>By {html.escape(s.by)}</h2>{table(s.by_key)}
+<h2>Retraining vs serving</h2>{table(pd.Series(s.purpose, name="usd").to_frame())}
+<h2>Spot vs on-demand</h2>{table(pd.Series(s.capacity, name="usd").to_frame())}
+<h2>Biggest untagged resources</h2>{table(s.top_untagged)}
+<h2>Monthly</h2>{table(s.monthly)}
+<h2>Daily</h2>{table(s.daily)}
+</body></html>"""
+    html_path.write_text(body)
+    return {"csv": str(csv_path), "html": str(html_path)}

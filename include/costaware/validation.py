@@ -1,0 +1,219 @@
+"""Great Expectations 1.x: run a model's suite on a batch and tier the result.
+
+The GX project is the file data context in ``great_expectations/`` (suites as JSON in
+``expectations/``). Each expectation's own ``severity`` decides its tier: a failed
+``critical`` expectation fails the batch (quarantine); a failed ``warning`` lets it through
+with the warning in the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from costaware.config import ModelConfig
+from costaware.data import ID_COLUMN, TIME_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Status = Literal["pass", "warn", "fail"]
+DATASOURCE = "costaware"
+ASSET = "batch"
+BATCH_DEFINITION = "whole_batch"
+_NUMERIC_TYPES = [
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+    "Int64",
+    "Float64",
+]
+
+
+@dataclass(frozen=True)
+class Finding:
+    expectation: str
+    column: str | None
+    severity: str
+    detail: str
+
+    def line(self) -> str:
+        where = f"column {self.column!r}" if self.column else "table"
+        return f"{self.expectation} on {where}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    status: Status
+    suite: str
+    evaluated: int
+    failures: list[Finding] = field(default_factory=list)  # critical
+    warnings: list[Finding] = field(default_factory=list)
+    gx_result: dict[str, Any] | None = None
+
+    def summary(self) -> str:
+        if self.status == "pass":
+            return f"suite {self.suite}: all {self.evaluated} expectations passed"
+        lines = [
+            f"suite {self.suite}: {len(self.failures)} critical failure(s), "
+            f"{len(self.warnings)} warning(s) of {self.evaluated} expectations"
+        ]
+        lines += [f"  FAIL {f.line()}" for f in self.failures]
+        lines += [f"  WARN {w.line()}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def as_dict(self, with_gx: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not with_gx:
+            d.pop("gx_result")
+        return d
+
+
+def _quiet_gx() -> None:
+    # Once Airflow's logging is configured GX logs ~150 "Skipping registering function"
+    # lines at INFO on import; nobody reading a task log wants them.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+def get_context(gx_dir: str | Path) -> Any:
+    _quiet_gx()
+    import great_expectations as gx
+
+    ctx = gx.get_context(mode="file", context_root_dir=str(gx_dir))
+    return ctx
+
+
+def build_suite(cfg: ModelConfig) -> Any:
+    """The expectation suite a model config implies: schema, types, nulls, ranges, sets."""
+    _quiet_gx()
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name=cfg.validation_suite)
+    add = suite.add_expectation
+    required = [ID_COLUMN, TIME_COLUMN, *cfg.feature_names]
+    add(gxe.ExpectTableRowCountToBeBetween(min_value=1, severity="critical"))
+    lo, hi = cfg.data.batch_rows // 2, cfg.data.batch_rows * 2
+    add(gxe.ExpectTableRowCountToBeBetween(min_value=lo, max_value=hi, severity="warning"))
+    for col in required:
+        add(gxe.ExpectColumnToExist(column=col, severity="critical"))
+    add(gxe.ExpectColumnValuesToBeUnique(column=ID_COLUMN, severity="critical"))
+    add(gxe.ExpectColumnValuesToNotBeNull(column=ID_COLUMN, severity="critical"))
+    add(gxe.ExpectColumnValuesToNotBeNull(column=TIME_COLUMN, severity="critical"))
+    for f in cfg.features:
+        if f.nullable:
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=0.95, severity="warning"))
+        else:
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, severity="critical"))
+        if f.type == "numeric":
+            add(
+                gxe.ExpectColumnValuesToBeInTypeList(
+                    column=f.name, type_list=_NUMERIC_TYPES, severity="critical"
+                )
+            )
+            if f.min is not None or f.max is not None:
+                # A few stray values are a warning; many are a broken feed.
+                add(
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=f.name,
+                        min_value=f.min,
+                        max_value=f.max,
+                        mostly=0.99,
+                        severity="critical",
+                    )
+                )
+                add(
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=f.name, min_value=f.min, max_value=f.max, severity="warning"
+                    )
+                )
+        elif f.categories:
+            add(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=f.name, value_set=list(f.categories), severity="critical"
+                )
+            )
+    return suite
+
+
+def write_suite(cfg: ModelConfig, gx_dir: str | Path) -> Path:
+    ctx = get_context(gx_dir)
+    ctx.suites.add_or_update(build_suite(cfg))
+    return Path(gx_dir) / "expectations" / f"{cfg.validation_suite}.json"
+
+
+def _detail(res: Any) -> str:
+    info = res.exception_info or {}
+    if info.get("raised_exception"):
+        msg = str(info.get("exception_message", "")).splitlines()[0]
+        return f"could not be evaluated: {msg}"
+    r = res.result or {}
+    parts = []
+    if "observed_value" in r:
+        parts.append(f"observed {r['observed_value']!r}")
+    if r.get("unexpected_count"):
+        pct = r.get("unexpected_percent") or 0.0
+        sample = r.get("partial_unexpected_list") or []
+        parts.append(f"{r['unexpected_count']} unexpected value(s) ({pct:.1f}%), e.g. {sample[:3]}")
+    kw = {
+        k: v
+        for k, v in res.expectation_config.kwargs.items()
+        if k in ("min_value", "max_value", "type_list", "value_set", "mostly") and v is not None
+    }
+    if kw:
+        parts.append(f"expected {kw}")
+    return "; ".join(parts) or "failed"
+
+
+def validate_frame(frame: pd.DataFrame, cfg: ModelConfig, gx_dir: str | Path) -> ValidationOutcome:
+    ctx = get_context(gx_dir)
+    suite = ctx.suites.get(cfg.validation_suite)
+    # The datasource is defined once in great_expectations.yml; adding it on every run would
+    # rewrite that committed file from concurrent tasks.
+    try:
+        ds = ctx.data_sources.get(DATASOURCE)
+    except (KeyError, ValueError, LookupError):
+        ds = ctx.data_sources.add_pandas(DATASOURCE)
+    try:
+        asset = ds.get_asset(ASSET)
+    except LookupError:
+        asset = ds.add_dataframe_asset(ASSET)
+    try:
+        bdef = asset.get_batch_definition(BATCH_DEFINITION)
+    except (KeyError, LookupError):
+        bdef = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+    result = bdef.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+    failures, warnings = [], []
+    for res in result.results:
+        if res.success:
+            continue
+        conf = res.expectation_config
+        sev = str(getattr(conf, "severity", None) or conf.meta.get("severity") or "critical")
+        sev = sev.split(".")[-1].lower()
+        finding = Finding(conf.type, conf.kwargs.get("column"), sev, _detail(res))
+        (failures if sev == "critical" else warnings).append(finding)
+    status: Status = "fail" if failures else ("warn" if warnings else "pass")
+    return ValidationOutcome(
+        status=status,
+        suite=cfg.validation_suite,
+        evaluated=len(result.results),
+        failures=failures,
+        warnings=warnings,
+        gx_result=result.to_json_dict(),
+    )
+
+
+def unreadable(cfg: ModelConfig, message: str) -> ValidationOutcome:
+    """The outcome for a file that could not even be read: a critical failure."""
+    return ValidationOutcome(
+        status="fail",
+        suite=cfg.validation_suite,
+        evaluated=0,
+        failures=[Finding("file_is_readable", None, "critical", message)],
+    )
