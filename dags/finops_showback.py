@@ -62,7 +62,8 @@ def finops_showback() -> None:
 
         ctx = get_current_context()
         params = ctx["params"]
-        end = ctx["data_interval_end"].date()
+        # A manual run may have no data interval (Airflow 3): then the report ends today.
+        end = (ctx.get("data_interval_end") or pendulum.now("UTC")).date()
         start = end - pendulum.duration(days=int(params["lookback_days"]))
         settings = Settings.from_env()
         options = {"path": params["focus_path"]} if params["source"] == "focus" else {}
@@ -86,7 +87,7 @@ def finops_showback() -> None:
         from costaware.ledger import Ledger
         from costaware.settings import Settings
 
-        today = get_current_context()["data_interval_end"].date()
+        today = (get_current_context().get("data_interval_end") or pendulum.now("UTC")).date()
         settings = Settings.from_env()
         ledger = Ledger(settings.db_url)
         statuses = []

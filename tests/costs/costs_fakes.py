@@ -87,6 +87,8 @@ class FakeCloudServer:
         )
         if target:
             kind = "pricing"
+        elif parts[:1] == ["services"]:
+            kind = "webhook"  # a Slack incoming webhook: /services/T…/B…/…
         elif parts[:2] == ["v1", "services"]:
             kind = "skus"
         elif method == "POST" and parts[-1:] == ["queries"]:
@@ -109,6 +111,8 @@ class FakeCloudServer:
             if kind == "pricing":
                 err = {"__type": "ThrottlingException", "message": "Rate exceeded"}
             return h._send(status, err)
+        if kind == "webhook":
+            return h._send(200, {"ok": True})
         if kind == "pricing":
             return h._send(200, {"FormatVersion": "aws_v1", "PriceList": self.price_list})
         if kind == "skus":
