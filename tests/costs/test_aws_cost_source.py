@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -315,3 +316,37 @@ def test_on_demand_price_ambiguous_or_missing_is_an_error(aws_client: Any, gclou
     gcloud.price_list = []
     with pytest.raises(CostSourceError, match="no Linux shared on-demand hourly price"):
         AwsPriceSource(aws_client).price("m5.xlarge", "us-east-1", "on_demand")
+
+
+def test_checkpoint_estimate_requests_cold_and_warm(
+    moto: str, aws_client: Any, ledger: Any
+) -> None:
+    """How many billed Cost Explorer requests one checkpoint's cost estimate makes."""
+    from costaware.config import load_model_config
+    from costaware.costs.estimate import estimate_retrain_cost
+    from costaware.costs.prices import StaticPriceSource
+
+    cfg = load_model_config(Path(__file__).resolve().parents[2] / "include/models/elec2.yaml")
+    tags = {"model": cfg.tags.model, "team": cfg.tags.team, "env": cfg.tags.env}
+    # Aug, Sep, Oct, Nov 1-21; then Nov 1-22 asked again the next day.
+    queue_ce(
+        moto,
+        [
+            ce_result([]),
+            ce_result([]),
+            ce_result(october()),
+            ce_result(november()),
+            ce_result(november()),
+        ],
+    )
+    counts = []
+    for now in (NOW, NOW + dt.timedelta(hours=1), NOW + dt.timedelta(days=1)):
+        src = make_source(aws_client("ce"), ledger, now=now)
+        est = estimate_retrain_cost(cfg, src, StaticPriceSource(), now.date())
+        # The pipeline then asks for this month's spend: the same open-month request.
+        src.costs(tags, now.date().replace(day=1), now.date() + dt.timedelta(days=1))
+        counts.append(src.requests_made)
+        assert est.history_runs > 0 and est.quality == "estimated"  # recent days unreconciled
+    assert src.last_report is not None and tags["model"] == "elec2"
+    # 90-day lookback = 4 calendar months cold; same day warm: 0; next day: the open month.
+    assert counts == [4, 0, 1]
