@@ -3,7 +3,6 @@ APIs and the AWS Pricing API (which moto does not implement). Real clients, real
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,10 +12,6 @@ import requests
 from botocore.config import Config
 from costaware.ledger import Ledger
 from costs_fakes import FakeCloudServer
-
-# One fixed "now" for every cost test: billing lag and month boundaries stay deterministic.
-NOW = dt.datetime(2026, 11, 20, 12, 0, 0)
-TODAY = NOW.date()
 
 
 @pytest.fixture(scope="session")
@@ -75,44 +70,3 @@ def ledger(tmp_path: Any) -> Iterator[Ledger]:
     lg = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     yield lg
     lg.dispose()
-
-
-def queue_ce(moto_url: str, results: list[dict[str, Any]]) -> None:
-    """Queue Cost Explorer answers in moto, consumed one per distinct request, in order."""
-    resp = requests.post(
-        f"{moto_url}/moto-api/static/ce/cost-and-usage-results",
-        json={"results": results},
-        timeout=10,
-    )
-    assert resp.status_code == 201, resp.text
-
-
-def ce_day(
-    day: dt.date,
-    groups: dict[tuple[str, str], float],
-    estimated: bool = False,
-    metric: str = "UnblendedCost",
-) -> dict[str, Any]:
-    """One ``ResultsByTime`` entry grouped by (purpose tag, purchase type)."""
-    return {
-        "TimePeriod": {
-            "Start": day.isoformat(),
-            "End": (day + dt.timedelta(days=1)).isoformat(),
-        },
-        "Total": {},
-        "Groups": [
-            {
-                "Keys": [f"purpose${purpose}", purchase],
-                "Metrics": {metric: {"Amount": f"{usd:.10f}", "Unit": "USD"}},
-            }
-            for (purpose, purchase), usd in groups.items()
-        ],
-        "Estimated": estimated,
-    }
-
-
-def ce_result(days: list[dict[str, Any]], next_token: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"ResultsByTime": days, "DimensionValueAttributes": []}
-    if next_token:
-        out["NextPageToken"] = next_token
-    return out

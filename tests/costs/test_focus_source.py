@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import NOW
 from costaware.costs.focus import NO_DATA_HINT, FocusCostSource
 from costaware.errors import CostSourceError
+from costs_helpers import NOW
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "focus"
