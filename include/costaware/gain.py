@@ -55,3 +55,118 @@ def estimate_gain(
         f"now → degradation {degradation:+.2f} pts × calibration {calib:.2f}"
     )
     return GainEstimate(points, low, high, "degradation", basis, calib)
+
+
+# ── the probe-curve estimator ─────────────────────────────────────────────────────────────
+# The degradation estimate above compares the champion with itself at promotion time, so a
+# hard week looks like decay and an easy week hides it. The probe curve compares models on the
+# *same* newest labelled batch instead: a cheap "probe" trained on the labelled window without
+# that batch (what a retrain would have produced one batch ago) against the probes of earlier
+# runs. Probe (age 0) minus the probe of ``a`` batches ago is the regret of a model of age
+# ``a`` right now; smoothed over recent runs it says how fast models go stale in the current
+# regime, and the champion's own regret says how stale it is. The gain of retraining now is
+# then the best cycle a retrain can buy: holding the champion's regret for k batches versus
+# the new model's regret accumulating along the curve (the "marginal ≥ average cost" rule of
+# renewal theory, written so that decide()'s cost / gain ≤ limit applies unchanged).
+
+PROBE_AGES = 8  # probes kept: regret measured at ages 1..PROBE_AGES
+PROBE_HALFLIFE = 3.0  # runs; chosen on Elec2's first half (bench/README.md)
+PROBE_BLEND = 0.5  # weight of the champion's own measured regret vs the smoothed curve
+
+
+def regret_curve(
+    y: Any, probe_score: Any, older_scores: list[Any | None], metric: str
+) -> list[float | None]:
+    """Regret (metric points) of models of age 1..len(older_scores) on one labelled batch:
+    the fresh probe's points minus each older probe's points (``None`` where no probe)."""
+    from costaware.performance import metric_points
+
+    fresh = metric_points(y, probe_score, metric)
+    return [None if s is None else fresh - metric_points(y, s, metric) for s in older_scores]
+
+
+def smooth_curve(
+    curves: list[list[float | None]], halflife: float = PROBE_HALFLIFE, ages: int = PROBE_AGES
+) -> list[float]:
+    """Exponentially weighted mean of recent regret curves (newest last), made non-negative and
+    non-decreasing in age; ages never measured take the last measured value."""
+    import numpy as np
+
+    if not curves:
+        return [0.0] * (ages + 1)
+    rows = curves[-int(4 * halflife) - 1 :]
+    c = np.full((len(rows), ages + 1), np.nan)
+    c[:, 0] = 0.0
+    for i, row in enumerate(rows):
+        for a, v in enumerate(row[:ages], start=1):
+            if v is not None and v == v:
+                c[i, a] = v
+    w = 0.5 ** (np.arange(len(rows))[::-1] / halflife)
+    seen = ~np.isnan(c)
+    den = (seen * w[:, None]).sum(0)
+    rho = np.where(den > 0, np.nansum(c * w[:, None], 0) / np.maximum(den, 1e-12), np.nan)
+    last = rho[~np.isnan(rho)][-1]
+    rho = np.where(np.isnan(rho), last, rho)
+    return [float(v) for v in np.maximum.accumulate(np.maximum(rho, 0.0))]
+
+
+def cycle_gain(regret_now: float, curve: list[float]) -> tuple[float, int]:
+    """max over k of k × regret_now − Σ_{a<k} curve[a]: what a retrain now saves over the best
+    k-batch cycle (in metric points × batches), and that k."""
+    best, best_k, acc = -float("inf"), 1, 0.0
+    for k in range(1, len(curve)):
+        acc += curve[k - 1]
+        g = k * regret_now - acc
+        if g > best:
+            best, best_k = g, k
+    return max(0.0, best), best_k
+
+
+def estimate_gain_probe(
+    curves: list[list[float | None]],
+    champion_age: int,
+    champion_regret: float | None,
+    halflife: float = PROBE_HALFLIFE,
+    blend: float = PROBE_BLEND,
+    ages: int = PROBE_AGES,
+) -> GainEstimate:
+    """Expected gain (metric points × batches) of retraining now, from probe regret curves.
+
+    ``curves``: one ``regret_curve`` per past run, oldest first (the newest labelled batch
+    last); ``champion_age``: batches the champion will have served at the next batch;
+    ``champion_regret``: the champion's measured regret on the newest labelled batch (fresh
+    probe minus champion, points), ``None`` when that batch was part of its training window.
+    """
+    if not curves:
+        return GainEstimate(
+            0.0, 0.0, 0.0, "probe", "no probe curve yet (need two labelled batches)", 1.0
+        )
+    rho = smooth_curve(curves, halflife, ages)
+    age = max(1, min(champion_age, ages))
+    expected = rho[age]
+    regret = (
+        expected if champion_regret is None else (1 - blend) * expected + blend * champion_regret
+    )
+    spread = _curve_spread(curves, age, halflife)
+    points, k = cycle_gain(regret, rho)
+    low, _ = cycle_gain(regret - spread, rho)
+    high, _ = cycle_gain(regret + spread, rho)
+    own = "n/a" if champion_regret is None else f"{champion_regret:+.2f}"
+    basis = (
+        f"probe curve over {min(len(curves), int(4 * halflife) + 1)} run(s): a model of age "
+        f"{age} loses {expected:.2f} pts (champion measured {own}) → regret {regret:.2f} pts; "
+        f"best cycle {k} batch(es) → gain {points:.2f} pts×batches"
+    )
+    return GainEstimate(points, low, high, "probe", basis, 1.0)
+
+
+def _curve_spread(curves: list[list[float | None]], age: int, halflife: float) -> float:
+    """Standard deviation of the recent regret measurements at ``age`` (the estimate's noise)."""
+    import statistics
+
+    vals = [
+        row[age - 1]
+        for row in curves[-int(4 * halflife) - 1 :]
+        if len(row) >= age and row[age - 1] is not None
+    ]
+    return statistics.pstdev(vals) if len(vals) > 1 else 0.0
