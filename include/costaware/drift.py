@@ -3,6 +3,11 @@
 Evidently is the engine of record: every column's score comes from its ``ValueDrift``
 metric with the method and threshold the model config sets for that column, and the HTML
 report is Evidently's own. What crosses to the next task is the compact JSON summary.
+
+Big batches (``FAST_MIN_ROWS`` rows or more) take the fast path of ``drift_fast``: the same
+scores as Evidently's for PSI, Jensen-Shannon and Wasserstein, from one NumPy pass per column
+(``bench/drift.py`` measures both); the HTML report is then Evidently's on a fixed-seed
+sample of ``REPORT_SAMPLE_ROWS`` rows, and says so in the warnings.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SCORE_COLUMN = "prediction_score"
+FAST_MIN_ROWS = 100_000  # reference + current rows from which the fast path is used
+REPORT_SAMPLE_ROWS = 50_000
+SAMPLE_SEED = 0
 log = logging.getLogger(__name__)
 
 
@@ -80,10 +88,19 @@ def measure_drift(
     current: pd.DataFrame,
     cfg: ModelConfig,
     report_path: str | Path | None = None,
+    engine: str = "auto",
 ) -> DriftResult:
-    """Drift of every feature (and of ``prediction_score`` when both frames carry it)."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
+    """Drift of every feature (and of ``prediction_score`` when both frames carry it).
+
+    ``engine``: ``"evidently"`` scores every column with Evidently; ``"fast"`` scores the
+    columns whose method has a fast path with ``drift_fast`` (the rest with Evidently);
+    ``"auto"`` is ``"fast"`` from ``FAST_MIN_ROWS`` rows on.
+    """
+    from costaware.drift_fast import FAST_METHODS, column_score
+
+    if engine not in ("auto", "fast", "evidently"):
+        raise ValueError(f"unknown drift engine {engine!r}; allowed: ['auto', 'evidently', 'fast']")
+    fast = engine == "fast" or (engine == "auto" and len(reference) + len(current) >= FAST_MIN_ROWS)
 
     specs: dict[str, DriftColumn] = {c: cfg.drift_for(c) for c in cfg.feature_names}
     if SCORE_COLUMN in reference.columns and SCORE_COLUMN in current.columns:
@@ -97,35 +114,41 @@ def measure_drift(
         else:
             checked[col] = spec
     result_cols: dict[str, ColumnDrift] = {}
-    if checked:
-        cat = [f.name for f in cfg.features if f.type == "categorical" and f.name in checked]
-        num = [c for c in checked if c not in cat]
-        definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
-        metrics = [
-            ValueDrift(column=c, method=s.method, threshold=s.threshold) for c, s in checked.items()
-        ]
-        snapshot = Report(metrics).run(
-            current_data=Dataset.from_pandas(current[list(checked)], data_definition=definition),
-            reference_data=Dataset.from_pandas(
-                reference[list(checked)], data_definition=definition
-            ),
-        )
-        for m in snapshot.dict()["metrics"]:
-            col = m["config"]["column"]
-            spec = checked[col]
-            score = float(m["value"])
-            result_cols[col] = ColumnDrift(
-                col,
-                spec.method,
-                spec.threshold,
-                score,
-                is_drift(spec.method, score, spec.threshold),
+    categorical = {f.name for f in cfg.features if f.type == "categorical"}
+    if fast:
+        for col, spec in list(checked.items()):
+            if spec.method in FAST_METHODS and not (
+                spec.method == "wasserstein" and col in categorical
+            ):
+                score = column_score(
+                    reference[col], current[col], spec.method, spec.threshold, col in categorical
+                )
+                result_cols[col] = ColumnDrift(
+                    col,
+                    spec.method,
+                    spec.threshold,
+                    score,
+                    is_drift(spec.method, score, spec.threshold),
+                )
+    rest = {c: s for c, s in checked.items() if c not in result_cols}
+    report = None
+    if not fast and rest:  # Evidently on the full data: verdicts and report in one run
+        report = _evidently(reference, current, rest, categorical)
+        result_cols.update(_columns(report, rest))
+    elif rest:  # columns without a fast path are still scored on the full data
+        result_cols.update(_columns(_evidently(reference, current, rest, categorical), rest))
+    if report_path is not None and checked:
+        if report is None:
+            ref_s, cur_s = _sample(reference), _sample(current)
+            report = _evidently(ref_s, cur_s, checked, categorical)
+            warnings.append(
+                f"HTML report drawn on a sample of {len(cur_s):,} of {len(current):,} rows "
+                f"(seed {SAMPLE_SEED}); verdicts come from all rows"
             )
-        if report_path is not None:
-            Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-            snapshot.save_html(str(report_path))
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        report.save_html(str(report_path))
     for col, spec in specs.items():
-        if col not in result_cols:
+        if col not in result_cols:  # not compared
             result_cols[col] = ColumnDrift(
                 col, spec.method, spec.threshold, None, False, note="not compared"
             )
@@ -143,3 +166,40 @@ def measure_drift(
         warnings=warnings,
         report_path=None if report_path is None or not checked else str(report_path),
     )
+
+
+def _sample(frame: pd.DataFrame, rows: int = REPORT_SAMPLE_ROWS) -> pd.DataFrame:
+    return frame if len(frame) <= rows else frame.sample(rows, random_state=SAMPLE_SEED)
+
+
+def _evidently(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    specs: dict[str, DriftColumn],
+    categorical: set[str],
+) -> Any:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    cat = [c for c in specs if c in categorical]
+    num = [c for c in specs if c not in categorical]
+    definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
+    metrics = [
+        ValueDrift(column=c, method=s.method, threshold=s.threshold) for c, s in specs.items()
+    ]
+    return Report(metrics).run(
+        current_data=Dataset.from_pandas(current[list(specs)], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[list(specs)], data_definition=definition),
+    )
+
+
+def _columns(snapshot: Any, specs: dict[str, DriftColumn]) -> dict[str, ColumnDrift]:
+    out = {}
+    for m in snapshot.dict()["metrics"]:
+        col = m["config"]["column"]
+        spec = specs[col]
+        score = float(m["value"])
+        out[col] = ColumnDrift(
+            col, spec.method, spec.threshold, score, is_drift(spec.method, score, spec.threshold)
+        )
+    return out
