@@ -89,6 +89,30 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_airflow(args: argparse.Namespace) -> int:
+    """Run an ``airflow`` command on costaware's state (e.g. ``standalone``)."""
+    import os
+    import shutil
+
+    from costaware.airflow_env import airflow_env, ensure_airflow_db
+    from costaware.settings import Settings
+
+    settings = Settings.from_env()
+    env = {**os.environ, **airflow_env(settings)}
+    # Local UI login: user admin; Airflow writes the generated password to this file.
+    env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    ensure_airflow_db(settings)
+    exe = shutil.which("airflow", path=os.path.dirname(sys.executable)) or "airflow"
+    pw = settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+    print(
+        f"AIRFLOW_HOME={settings.airflow_home}\nUI: http://localhost:8080  user: admin  "
+        f"password: in {pw} (also printed by Airflow below)",
+        flush=True,
+    )
+    os.execve(exe, [exe, *args.args], env)
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="costaware", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -112,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     su.set_defaults(func=_cmd_suites)
     ck = sub.add_parser("check", help="validate every model config")
     ck.set_defaults(func=_cmd_check)
+    af = sub.add_parser("airflow", help="run an airflow command on costaware's state")
+    af.add_argument("args", nargs=argparse.REMAINDER, help="e.g. standalone, dags list")
+    af.set_defaults(func=_cmd_airflow)
     try:
         from costaware.cli_costs import add_costs_commands
     except ImportError:

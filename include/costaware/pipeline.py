@@ -7,6 +7,7 @@ run without Airflow in tests and in the CLI.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from costaware import data
 from costaware.context import StepContext
-from costaware.errors import BatchError, NotEnoughData, ValidationFailed
+from costaware.errors import BatchError, CostSourceError, NotEnoughData, ValidationFailed
 from costaware.registry import CHAMPION
 
 log = logging.getLogger(__name__)
@@ -231,9 +232,18 @@ def estimate_cost(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
     source = make_cost_source(pol.cost_source, ctx.ledger, pol.cost_source_options)
     prices = make_price_source(pol.price_source, ctx.ledger, pol.price_source_options)
     now = data_time(validated)
-    est = estimate_retrain_cost(ctx.cfg, source, prices, now.date())
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    month = source.costs(_tags(ctx), month_start.date(), now.date() + dt.timedelta(days=1))
+    try:
+        est = estimate_retrain_cost(ctx.cfg, source, prices, now.date())
+        month = source.costs(_tags(ctx), month_start.date(), now.date() + dt.timedelta(days=1))
+    except CostSourceError as exc:
+        # A new model has no spend under its tags yet (or the bill cannot be read): price
+        # the retrain from the static prior and say so, rather than fail or assume $0.
+        log.warning("cost source %s could not answer: %s", source.name, exc)
+        fallback = make_cost_source("ledger", ctx.ledger)
+        est = estimate_retrain_cost(ctx.cfg, fallback, prices, now.date())
+        est = dataclasses.replace(est, basis=f"{est.basis} ({source.name}: {exc})")
+        month = fallback.costs(_tags(ctx), month_start.date(), now.date() + dt.timedelta(days=1))
     spent = sum(r.usd for r in month)
     last = ctx.ledger.costs(model=ctx.model, purpose="retrain")
     hours = None

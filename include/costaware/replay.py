@@ -139,8 +139,12 @@ def _load_dag(settings: Settings, model: str) -> Any:
 
 
 def run_dag_once(dag: Any, conf: dict[str, Any] | None = None) -> str:
-    """One ``dag.test()`` run; returns the run's final state."""
-    dr = dag.test(run_conf=conf or {})
+    """One ``dag.test()`` run; returns the run's final state.
+
+    Every parameter is passed explicitly: ``dag.test(run_conf=...)`` leaves the values of one
+    run in the DAG object's params, where the next run in this process would read them."""
+    defaults = {k: dag.params[k] for k in dag.params.keys()}
+    dr = dag.test(run_conf={**defaults, **(conf or {})})
     return str(getattr(dr.state, "value", dr.state))
 
 

@@ -20,6 +20,7 @@ class Settings:
     project_root: Path
     db_url: str
     mlflow_uri: str
+    models_path: Path | None = None  # COSTAWARE_MODELS_DIR: configs outside the project
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -28,12 +29,19 @@ class Settings:
         home = Path(env.get("COSTAWARE_HOME", root / ".costaware")).resolve()
         db_url = env.get("COSTAWARE_DB_URL") or f"sqlite:///{home / 'ledger.db'}"
         mlflow_uri = env.get("COSTAWARE_MLFLOW_URI") or f"sqlite:///{home / 'mlflow.db'}"
-        return cls(home=home, project_root=root, db_url=db_url, mlflow_uri=mlflow_uri)
+        models = env.get("COSTAWARE_MODELS_DIR")
+        return cls(
+            home=home,
+            project_root=root,
+            db_url=db_url,
+            mlflow_uri=mlflow_uri,
+            models_path=Path(models).resolve() if models else None,
+        )
 
     # Folder layout. Each model has its own sub-folder in each of these.
     @property
     def models_dir(self) -> Path:
-        return self.project_root / "include" / "models"
+        return self.models_path or self.project_root / "include" / "models"
 
     @property
     def gx_dir(self) -> Path:

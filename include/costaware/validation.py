@@ -92,29 +92,32 @@ def get_context(gx_dir: str | Path) -> Any:
 def build_suite(cfg: ModelConfig) -> Any:
     """The expectation suite a model config implies: schema, types, nulls, ranges, sets."""
     _quiet_gx()
+    from great_expectations.expectations.metadata_types import FailureSeverity
+
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
+    CRITICAL, WARNING = FailureSeverity.CRITICAL, FailureSeverity.WARNING  # noqa: N806
     suite = gx.ExpectationSuite(name=cfg.validation_suite)
     add = suite.add_expectation
     required = [ID_COLUMN, TIME_COLUMN, *cfg.feature_names]
-    add(gxe.ExpectTableRowCountToBeBetween(min_value=1, severity="critical"))
+    add(gxe.ExpectTableRowCountToBeBetween(min_value=1, severity=CRITICAL))
     lo, hi = cfg.data.batch_rows // 2, cfg.data.batch_rows * 2
-    add(gxe.ExpectTableRowCountToBeBetween(min_value=lo, max_value=hi, severity="warning"))
+    add(gxe.ExpectTableRowCountToBeBetween(min_value=lo, max_value=hi, severity=WARNING))
     for col in required:
-        add(gxe.ExpectColumnToExist(column=col, severity="critical"))
-    add(gxe.ExpectColumnValuesToBeUnique(column=ID_COLUMN, severity="critical"))
-    add(gxe.ExpectColumnValuesToNotBeNull(column=ID_COLUMN, severity="critical"))
-    add(gxe.ExpectColumnValuesToNotBeNull(column=TIME_COLUMN, severity="critical"))
+        add(gxe.ExpectColumnToExist(column=col, severity=CRITICAL))
+    add(gxe.ExpectColumnValuesToBeUnique(column=ID_COLUMN, severity=CRITICAL))
+    add(gxe.ExpectColumnValuesToNotBeNull(column=ID_COLUMN, severity=CRITICAL))
+    add(gxe.ExpectColumnValuesToNotBeNull(column=TIME_COLUMN, severity=CRITICAL))
     for f in cfg.features:
         if f.nullable:
-            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=0.95, severity="warning"))
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=0.95, severity=WARNING))
         else:
-            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, severity="critical"))
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, severity=CRITICAL))
         if f.type == "numeric":
             add(
                 gxe.ExpectColumnValuesToBeInTypeList(
-                    column=f.name, type_list=_NUMERIC_TYPES, severity="critical"
+                    column=f.name, type_list=_NUMERIC_TYPES, severity=CRITICAL
                 )
             )
             if f.min is not None or f.max is not None:
@@ -125,18 +128,18 @@ def build_suite(cfg: ModelConfig) -> Any:
                         min_value=f.min,
                         max_value=f.max,
                         mostly=0.99,
-                        severity="critical",
+                        severity=CRITICAL,
                     )
                 )
                 add(
                     gxe.ExpectColumnValuesToBeBetween(
-                        column=f.name, min_value=f.min, max_value=f.max, severity="warning"
+                        column=f.name, min_value=f.min, max_value=f.max, severity=WARNING
                     )
                 )
         elif f.categories:
             add(
                 gxe.ExpectColumnValuesToBeInSet(
-                    column=f.name, value_set=list(f.categories), severity="critical"
+                    column=f.name, value_set=list(f.categories), severity=CRITICAL
                 )
             )
     return suite
@@ -189,7 +192,8 @@ def validate_frame(frame: pd.DataFrame, cfg: ModelConfig, gx_dir: str | Path) ->
     except (KeyError, LookupError):
         bdef = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
     result = bdef.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
-    failures, warnings = [], []
+    failures: list[Finding] = []
+    warnings: list[Finding] = []
     for res in result.results:
         if res.success:
             continue

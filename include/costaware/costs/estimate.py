@@ -6,7 +6,7 @@ import datetime as dt
 import statistics
 
 from costaware.config import ModelConfig
-from costaware.costs.base import CostEstimate, CostSource, PriceSource
+from costaware.costs.base import Capacity, CostEstimate, CostSource, PriceSource
 
 
 def estimate_retrain_cost(
@@ -19,7 +19,7 @@ def estimate_retrain_cost(
     """Median cost of the model's recent retrains, re-priced at today's price when the
     history says how many hours each run used; the static prior when there is no history."""
     t = cfg.training
-    capacity = "spot" if t.spot.enabled else "on_demand"
+    capacity: Capacity = "spot" if t.spot.enabled else "on_demand"
     price = price_source.price(t.instance_type, t.region, capacity)
     tags = {"model": cfg.tags.model, "team": cfg.tags.team, "env": cfg.tags.env}
     start = today - dt.timedelta(days=lookback_days)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from costaware.config import SpotSpec
-from costaware.costs.base import PriceSource
+from costaware.costs.base import Capacity, PriceSource
 from costaware.errors import TrainingError
 from costaware.training.base import Attempt, TrainingJob, TrainingResult
 from costaware.training.worker import _progress, model_file, n_chunks
@@ -60,6 +60,8 @@ class LocalBackend:
         """Run the worker once; True when it finished, False when it was interrupted."""
         workdir = Path(job.workdir)
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        if stop_after is not None:
+            env["COSTAWARE_SIM_RECLAIM_AFTER_CHUNK"] = str(stop_after)
         with (workdir / "worker.log").open("a") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "costaware.training.worker", str(job_file)],
@@ -102,7 +104,7 @@ class LocalBackend:
         for number in range(self.spot.max_interruptions + 2):
             lost = sum(a.interrupted for a in attempts)
             use_spot = self.spot.enabled and lost < self.spot.max_interruptions
-            capacity = "spot" if use_spot else "on_demand"
+            capacity: Capacity = "spot" if use_spot else "on_demand"
             start = _progress(Path(job.workdir))["chunks_done"]
             stop_after = self._interrupt_at(job, number, start, total) if use_spot else None
             price = self.price_source.price(self.instance_type, self.region, capacity)

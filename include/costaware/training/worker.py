@@ -10,6 +10,7 @@ more than the chunk in flight is lost.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import signal
 import sys
@@ -121,7 +122,14 @@ def run(job: TrainingJob) -> Path:
     done = _progress(workdir)["chunks_done"]
     state = _load(job, workdir / CHECKPOINT) if done else None
     total = 1 if job.algorithm == "sklearn_logreg" else n_chunks(job)
+    # Spot simulation (local backend): after this chunk the worker waits for the reclaim
+    # notice the backend sends, so the interruption lands at a reproducible point.
+    hold_after = int(os.environ.get("COSTAWARE_SIM_RECLAIM_AFTER_CHUNK", "-1"))
     for i in range(done, total):
+        if i == hold_after:
+            deadline = time.monotonic() + 30
+            while not stop["now"] and time.monotonic() < deadline:
+                time.sleep(0.01)
         if stop["now"]:
             print(f"interrupted after chunk {i}/{total}", flush=True)
             sys.exit(143)

@@ -1,0 +1,59 @@
+# costaware — the commands a new user runs. `make demo` then `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export COSTAWARE_HOME ?= $(CURDIR)/.costaware
+BATCHES ?= 26
+MODEL ?= elec2
+
+.PHONY: setup demo test test-fast lint typecheck airflow lock bench-policy bench-drift clean
+
+# The FinOps Foundation's focus-validator needs Python >= 3.12 and an older numpy than
+# costaware's, so it lives in its own virtualenv; the FOCUS tests call it as a program.
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) \
+	$(shell command -v python3.12 2>/dev/null))
+FOCUS_VENV := .venv-focus
+
+setup: $(VENV)/.installed $(FOCUS_VENV)/.installed ## create the virtualenvs, pinned
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(FOCUS_VENV)/.installed: constraints-focus.txt
+	@test -n "$(PYTHON312)" || { echo "focus-validator needs python3.12 (set PYTHON312=...)"; exit 1; }
+	$(PYTHON312) -m venv $(FOCUS_VENV)
+	$(FOCUS_VENV)/bin/python -m pip install --quiet -c constraints-focus.txt focus-validator
+	touch $@
+
+demo: setup ## replay Elec2 week by week through the real DAG (state in .costaware/)
+	$(BIN)/costaware replay $(MODEL) --batches $(BATCHES)
+
+test: setup ## the whole test suite (SQLite and the PostgreSQL on 127.0.0.1:5432)
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check include dags plugins tests bench
+	$(BIN)/ruff format --check include dags plugins tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+airflow: setup ## Airflow UI on the same state: http://localhost:8080 (login printed)
+	$(BIN)/costaware airflow standalone
+
+lock: ## re-pin the dependency set after changing pyproject.toml
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^costaware' > constraints.txt
+	$(FOCUS_VENV)/bin/python -m pip freeze > constraints-focus.txt
+
+bench-policy: setup
+	$(BIN)/python bench/policy.py
+
+bench-drift: setup
+	$(BIN)/python bench/drift.py
+
+clean: ## forget the local state (data, ledger, registry, Airflow DB)
+	rm -rf $(COSTAWARE_HOME)

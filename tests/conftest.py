@@ -1,0 +1,74 @@
+"""Shared fixtures: a private state folder per test, the PostgreSQL ledger, Airflow's DB."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from costaware.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get(
+    "COSTAWARE_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+
+
+def make_settings(home: Path, db_url: str | None = None) -> Settings:
+    env = {"COSTAWARE_HOME": str(home), "COSTAWARE_PROJECT_ROOT": str(ROOT)}
+    if db_url:
+        env["COSTAWARE_DB_URL"] = db_url
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("COSTAWARE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("COSTAWARE_DB_URL", raising=False)
+    return make_settings(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session. Fails, never skips, when the
+    server on 127.0.0.1:5432 is not there: CI must test the ledger on PostgreSQL."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"costaware_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {exc}")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url = request.getfixturevalue("pg_url")
+    # Each test gets empty tables.
+    from costaware.ledger import metadata
+
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Airflow's metadata DB for the session (set before airflow is first imported)."""
+    from costaware.airflow_env import apply_airflow_env, ensure_airflow_db
+
+    base = tmp_path_factory.mktemp("airflow-state")
+    s = make_settings(base)
+    apply_airflow_env(s)
+    ensure_airflow_db(s)
+    return s.airflow_home

@@ -1,0 +1,158 @@
+"""The real retrain DAG, end to end with ``dag.test()``, on Elec2 weeks.
+
+The state (landing zone, ledger, MLflow registry) is built by running the DAG week by week
+exactly as ``costaware replay`` does; assertions read the ledger and the registry, never
+log text. The ledger runs on SQLite and on the PostgreSQL server at 127.0.0.1:5432.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from costaware.context import StepContext
+from costaware.settings import Settings
+
+from ..conftest import ROOT, make_settings
+from .harness import WEEKS, Harness
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def harness(request, airflow_home, tmp_path_factory) -> Harness:
+    db = None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    home = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COSTAWARE_HOME", str(home))
+    if db:
+        from costaware.ledger import Ledger, metadata
+
+        metadata.drop_all(Ledger(db).engine)
+        mp.setenv("COSTAWARE_DB_URL", db)
+    else:
+        mp.delenv("COSTAWARE_DB_URL", raising=False)
+    h = Harness(make_settings(home, db))
+    for i in range(5):  # weeks 0-4: labels arrive, a first model, a drifted week
+        assert h.week(i) == "success"
+    yield h
+    mp.undo()
+
+
+def test_first_weeks_wait_for_labels_then_train_a_first_model(harness: Harness) -> None:
+    for i in range(3):
+        d = harness.decision(i)
+        assert d["action"] == "skip" and d["reason"].startswith("waiting for labels")
+    d = harness.decision(3)
+    assert (d["action"], d["outcome"]) == ("retrain", "promoted")
+    assert "no champion yet" in d["reason"]
+    first = harness.ctx.ledger.audit("elec2")[0]
+    assert (first["action"], first["from_version"], first["to_version"]) == ("promote", None, "1")
+
+
+def test_drifted_week_with_acceptable_cost_retrains_and_promotes(harness: Harness) -> None:
+    d = harness.decision(4)
+    num, thr = d["details"]["numbers"], d["details"]["thresholds"]
+    assert d["action"] == "retrain" and d["outcome"] == "promoted", d["reason"]
+    assert num["$ per metric point"] <= thr["max_usd_per_metric_point"]
+    assert num["expected gain (pts)"] >= thr["min_expected_gain_points"]
+    ev = d["details"]["evaluation"]
+    assert ev["verdict"] == "promote" and ev["gain"] >= ev["min_gain_points"]
+    assert ev["interval"][0] > 0
+    assert harness.champion() == ev["challenger_version"]
+    assert harness.ctx.registry.alias("elec2", "previous_champion") == ev["champion_version"]
+    costs = [c for c in harness.ctx.ledger.costs(model="elec2") if c["run_id"] == d["run_id"]]
+    assert len(costs) == 1 and costs[0]["usd"] > 0
+    assert costs[0]["tags"] == {
+        "model": "elec2",
+        "team": "energy-forecasting",
+        "env": "dev",
+        "purpose": "retrain",
+    }
+    report = harness.settings.reports("elec2") / WEEKS[4][0]
+    assert (report / "index.html").exists() and (report / "drift.html").exists()
+
+
+def test_stable_week_skips_and_says_why(harness: Harness) -> None:
+    before, champion = harness.versions(), harness.champion()
+    assert harness.week(5) == "success"
+    d = harness.decision(5)
+    assert d["action"] == "skip" and d["outcome"] == "skipped"
+    assert d["reason"]  # in words, with the numbers behind it
+    assert {"expected gain (pts)", "$ per metric point"} <= set(d["details"]["numbers"])
+    assert d["details"]["thresholds"]["max_usd_per_metric_point"] == 0.02
+    assert harness.versions() == before and harness.champion() == champion
+
+
+def test_dry_run_decides_but_trains_nothing(harness: Harness) -> None:
+    before = harness.versions()
+    assert harness.week(6, {"dry_run": True, "force": True}) == "success"
+    d = harness.decision(6)
+    assert d["dry_run"] is True and d["action"] == "retrain" and d["outcome"] == "dry_run"
+    assert harness.versions() == before
+
+
+def test_force_retrains_whatever_the_checkpoint_says(harness: Harness) -> None:
+    before = harness.versions()
+    assert harness.week(7, {"force": True, "max_usd_per_metric_point": 0.000001}) == "success"
+    d = harness.decision(7)
+    assert d["action"] == "retrain" and "forced" in d["reason"]
+    assert d["outcome"] in ("promoted", "rejected")
+    assert len(harness.versions()) == len(before) + 1
+
+
+def test_invalid_run_parameters_are_rejected(harness: Harness) -> None:
+    before = harness.versions()
+    assert harness.week(8, {"forse": True}, land=True) == "failed"
+    assert harness.decision(8) is None and harness.versions() == before
+    # The batch was not consumed: the next (valid) run processes it.
+    assert (harness.settings.landing("elec2") / f"{WEEKS[8][0]}.parquet").exists()
+    assert harness.week(8, land=False) == "success"
+    assert harness.decision(8) is not None
+
+
+def test_rollback_dag_restores_previous_champion(harness: Harness) -> None:
+    from costaware.champion import rollback
+
+    reg = harness.ctx.registry
+    champ, prev = reg.alias("elec2", "champion"), reg.alias("elec2", "previous_champion")
+    dag = _rollback_dag(harness.settings)
+    dr = dag.test(run_conf={"reason": "test: live AUC dropped"})
+    assert str(getattr(dr.state, "value", dr.state)) == "success"
+    assert reg.alias("elec2", "champion") == prev
+    assert reg.alias("elec2", "previous_champion") == champ
+    row = harness.ctx.ledger.audit("elec2")[-1]
+    assert (row["action"], row["from_version"], row["to_version"]) == ("rollback", champ, prev)
+    assert row["actor"] == "airflow:rollback_elec2" and "live AUC" in row["reason"]
+    # And back again from the library (the CLI's path), to a named version.
+    ctx = StepContext.for_model("elec2", run_id="test-undo", actor="cli:test")
+    assert rollback(ctx, champ, "undo") == {"from": prev, "to": champ}
+    assert reg.alias("elec2", "champion") == champ
+
+
+def _rollback_dag(settings: Settings):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "rollback_dags", settings.project_root / "dags" / "costaware_rollback.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rollback_elec2
+
+
+def test_losing_challenger_is_rejected_and_champion_kept(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A challenger that really is worse (one shallow tree) must not replace the champion."""
+    raw = yaml.safe_load((ROOT / "include" / "models" / "elec2.yaml").read_text())
+    raw["training"].update(num_boost_round=1, chunk_rounds=1, params={"max_depth": 1})
+    (tmp_path / "elec2.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("COSTAWARE_MODELS_DIR", str(tmp_path))
+    champion, n_audit = harness.champion(), len(harness.ctx.ledger.audit("elec2"))
+    assert harness.week(9, {"force": True}) == "success"
+    d = harness.decision(9)
+    assert d["outcome"] == "rejected", d["details"].get("evaluation")
+    assert d["details"]["evaluation"]["gain"] < 0
+    assert harness.champion() == champion
+    audit = harness.ctx.ledger.audit("elec2")
+    assert len(audit) == n_audit + 1 and audit[-1]["action"] == "reject"
