@@ -71,21 +71,14 @@ def load_stream(cfg: ModelConfig, root: Path, max_batches: int | None = None) ->
 
 
 def fit_model(stream: Stream, s: int, seed: int, rounds: int) -> object:
-    """The model config's own XGBoost parameters, fewer rounds, one thread (bench speed)."""
-    import xgboost as xgb
+    """``costaware.gain.fit_probe``: the config's own XGBoost parameters, fewer rounds, one
+    thread (every model of the bench is a probe-sized model, retrains included)."""
+    from costaware.gain import fit_probe
 
     lo, hi = stream.window(s)
     x = np.concatenate(stream.x[lo : hi + 1])
     y = np.concatenate(stream.y[lo : hi + 1])
-    params = {
-        "objective": "binary:logistic",
-        "tree_method": "hist",
-        "nthread": 1,
-        "seed": seed,
-        "verbosity": 0,
-        **stream.cfg.training.params,
-    }
-    return xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=rounds)
+    return fit_probe(x, y, dict(stream.cfg.training.params), rounds, seed)
 
 
 @dataclass

@@ -170,3 +170,18 @@ def _curve_spread(curves: list[list[float | None]], age: int, halflife: float) -
         if len(row) >= age and row[age - 1] is not None
     ]
     return statistics.pstdev(vals) if len(vals) > 1 else 0.0
+
+
+def fit_probe(x: Any, y: Any, params: dict[str, Any], rounds: int = 50, seed: int = 0) -> Any:
+    """The cheap probe: XGBoost with the model's own parameters, few rounds, one thread."""
+    import xgboost as xgb
+
+    full = {
+        "objective": "binary:logistic",
+        "tree_method": "hist",
+        "nthread": 1,
+        "seed": seed,
+        "verbosity": 0,
+        **params,
+    }
+    return xgb.train(full, xgb.DMatrix(x, label=y), num_boost_round=rounds)
