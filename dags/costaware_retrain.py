@@ -11,7 +11,8 @@ cost_checkpoint → train_challenger → evaluate_challenger → promote_or_reje
   fails loudly; nothing is trained and the champion is untouched.
 * The **cost checkpoint** retrains only when the expected metric gain is worth its cost
   (`max_usd_per_metric_point`), within budget and after the cooldown; above the
-  auto-approve limit it asks for a person (re-trigger with **force**).
+  auto-approve limit or the month's budget it asks a person: **approve_retrain** waits in
+  the UI (Required actions) for Approve / Reject, and rejects by itself after 24 hours.
 * A challenger is promoted only if it beats the champion on the same held-out window.
 
 The report of each run is in `$COSTAWARE_HOME/reports/<model>/<batch>/index.html`.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 from costaware.config import ModelConfig, load_all
 
@@ -150,14 +152,29 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
                 max_usd_per_metric_point=p.max_usd_per_metric_point,
             )
 
-        @task.branch
-        def retrain_or_not(decision: dict[str, Any]) -> str:
-            return "train_challenger" if decision["train"] else "publish_report"
+        @task.short_circuit(ignore_downstream_trigger_rules=False)
+        def needs_approval(decision: dict[str, Any]) -> bool:
+            return decision["action"] == "approve" and not decision["dry_run"]
 
-        @task
+        approve_retrain = ApprovalOperator(
+            task_id="approve_retrain",
+            subject=f"Retrain {model}? The cost checkpoint asks for a person",
+            body="{{ ti.xcom_pull(task_ids='cost_checkpoint')['reason'] }}\n\n"
+            "The decision's numbers are in the cost_checkpoint task log and the run report.",
+            defaults="Reject",  # nobody answered within the timeout: do not spend
+            response_timeout=pendulum.duration(hours=24),
+        )
+
+        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def train_challenger(validated: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowSkipException
+
             from costaware.champion import train_challenger as step
 
+            answer = get_current_context()["ti"].xcom_pull(task_ids="approve_retrain") or {}
+            approved = "Approve" in (answer.get("chosen_options") or [])
+            if not (decision["train"] or approved):
+                raise AirflowSkipException(f"not retraining: {decision['reason']}")
             return step(_ctx(model), validated["batch_id"], decision.get("data_time"))
 
         @task
@@ -203,12 +220,12 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         perf = measure_performance(validated)
         cost = estimate_cost(validated)
         decision = cost_checkpoint(validated, drift, perf, cost)
-        branch = retrain_or_not(decision)
+        needs_approval(decision) >> approve_retrain
         trained = train_challenger(validated, decision)
+        approve_retrain >> trained
         evaluation = evaluate_challenger(trained)
         outcome = promote_or_reject(evaluation, trained, decision)
         report = publish_report(validated, drift, perf, cost, decision)
-        branch >> [trained, report]
         outcome >> report
 
     return retrain()

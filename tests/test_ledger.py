@@ -15,14 +15,16 @@ def test_decisions_upsert_by_run(db_url: str) -> None:
         batch_id="b1",
         action="skip",
         reason="cheap",
-        details={"numbers": {"x": 1.5}},
+        details={"numbers": {"x": 1.5, "per_point": float("inf"), "se": float("nan")}},
         dry_run=False,
     )
     led.record_decision(**row)
     led.record_decision(**{**row, "action": "retrain", "reason": "retried"})
     got = led.decisions("m")
     assert len(got) == 1
-    assert got[0]["action"] == "retrain" and got[0]["details"]["numbers"]["x"] == 1.5
+    assert got[0]["action"] == "retrain"
+    # PostgreSQL's JSON has no NaN or Infinity: stored as null and "inf" on both databases.
+    assert got[0]["details"]["numbers"] == {"x": 1.5, "per_point": "inf", "se": None}
     led.set_outcome("m", "r1", "promoted")
     assert led.decision("m", "r1")["outcome"] == "promoted"
     assert led.decision_for_batch("m", "b1")["run_id"] == "r1"

@@ -8,6 +8,7 @@ Airflow task never records the same thing twice.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -95,6 +96,21 @@ audit = sa.Table(
 )
 
 
+def _json_safe(value: Any) -> Any:
+    """JSON columns take finite numbers only on PostgreSQL: NaN → null, ±inf → "inf"."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 class Ledger:
     """Reads and writes the ledger. The engine is created on first use."""
 
@@ -122,6 +138,9 @@ class Ledger:
     def _upsert(self, table: sa.Table, keys: Iterable[str], row: dict[str, Any]) -> None:
         """Insert ``row`` or, when a row with the same ``keys`` exists, update it."""
         keys = list(keys)
+        row = {
+            k: _json_safe(v) if isinstance(table.c[k].type, sa.JSON) else v for k, v in row.items()
+        }
         where = sa.and_(*(table.c[k] == row[k] for k in keys))
         with self.engine.begin() as conn:
             found = conn.execute(sa.select(table.c.id).where(where)).first()
@@ -202,6 +221,7 @@ class Ledger:
         )
         if self._select(audit, *where):
             return False
+        row = {k: _json_safe(v) if k == "metrics" else v for k, v in row.items()}
         with self.engine.begin() as conn:
             conn.execute(audit.insert().values(**row))
         return True

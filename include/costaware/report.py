@@ -46,7 +46,7 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
     final = (
         (outcome.get("action") and {"promote": "promoted", "reject": "rejected"}[outcome["action"]])
         or ("dry_run" if decision.get("dry_run") else None)
-        or {"skip": "skipped", "approve": "awaiting approval"}.get(action, "trained")
+        or {"skip": "skipped", "approve": "not approved"}.get(action, "trained")
     )
     if decision:
         row = ctx.ledger.decision(ctx.model, ctx.run_id)
@@ -58,10 +58,11 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
         f"<h2>Decision: <span class='{action}'>{action.upper()}</span> → {final}</h2>",
         f"<p>{html.escape(decision.get('reason', ''))}</p>",
     ]
-    if action == "approve":
+    if action == "approve" and final == "not approved":
         parts.append(
-            "<p><b>Needs approval.</b> To retrain anyway, trigger this DAG again with "
-            "<code>force</code> ticked in the trigger form.</p>"
+            "<p><b>Needed a person's approval and did not get it</b> (rejected in the UI, or "
+            "no answer within the timeout). To retrain anyway, trigger this DAG again with "
+            "<code>force</code> ticked.</p>"
         )
     led = ctx.ledger.decision(ctx.model, ctx.run_id)
     if led is not None:

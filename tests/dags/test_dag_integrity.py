@@ -57,6 +57,11 @@ def test_retrain_dag_shape_and_params(dagbag) -> None:
     assert set(order) <= set(dag.task_ids)
     assert "validate_batch" in dag.get_task("collect_batch").downstream_task_ids
     assert "evaluate_challenger" in dag.get_task("train_challenger").downstream_task_ids
+    approval = dag.get_task("approve_retrain")
+    assert type(approval).__name__ == "ApprovalOperator"
+    assert approval.defaults == ["Reject"]  # silence never spends money
+    assert dag.get_task("needs_approval").downstream_task_ids == {"approve_retrain"}
+    assert "train_challenger" in approval.downstream_task_ids
     assert set(dag.params.keys()) == {"force", "dry_run", "max_usd_per_metric_point", "batch"}
     for key in dag.params.keys():
         assert dag.params.get_param(key).schema.get("title"), key

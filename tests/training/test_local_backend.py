@@ -64,7 +64,9 @@ def test_interrupted_run_resumes_to_the_same_model(tmp_path: Path, train_file: P
     assert [a.capacity for a in hit.attempts] == ["spot", "spot", "on_demand"]
     assert hit.capacity == "mixed"
     # Progress is kept across attempts: each one starts where the previous stopped.
-    assert all(b.start_chunk == a.end_chunk for a, b in zip(hit.attempts, hit.attempts[1:]))
+    assert all(
+        b.start_chunk == a.end_chunk for a, b in zip(hit.attempts, hit.attempts[1:], strict=False)
+    )
     a = score(load_model_file(plain.model_path), frame, FEATURES)
     b = score(load_model_file(hit.model_path), frame, FEATURES)
     np.testing.assert_array_equal(a, b)
