@@ -26,6 +26,7 @@ from typing import Any
 import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+
 from costaware.config import ModelConfig, load_all
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
@@ -102,6 +103,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         @task
         def validate_batch(batch: dict[str, Any]) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
+
             from costaware.errors import ValidationFailed
             from costaware.pipeline import validate_batch as step
 

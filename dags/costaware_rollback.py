@@ -13,6 +13,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
+
 from costaware.config import ModelConfig, load_all
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"

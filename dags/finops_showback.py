@@ -80,6 +80,7 @@ def finops_showback() -> None:
     @task
     def budget_alerts() -> list[dict[str, Any]]:
         from airflow.sdk import Variable
+
         from costaware.budgets import alert, model_budget
         from costaware.config import load_all
         from costaware.costs import make_cost_source

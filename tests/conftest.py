@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from costaware.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from costaware.config import RunParams, load_all, load_model_config
 from costaware.errors import ConfigError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from costaware.config import ModelConfig
 from costaware.drift import measure_drift
 from costaware.drift_fast import column_score, wasserstein_exact

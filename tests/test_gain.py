@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from costaware.gain import (
     cycle_gain,
     estimate_gain,

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from costaware.performance import bootstrap_se, metric_points, paired_bootstrap
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from costaware.performance import bootstrap_se, metric_points, paired_bootstrap
 
 
 @pytest.fixture

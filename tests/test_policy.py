@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from costaware.config import CostPolicy
 from costaware.policy import CheckpointInputs, decide
 

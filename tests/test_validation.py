@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from costaware.validation import validate_frame
 
 from . import factories

@@ -10,8 +10,9 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
-from costaware.ledger import Ledger
 from costs_fakes import FakeCloudServer
+
+from costaware.ledger import Ledger
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from costs_helpers import NOW, ce_day, ce_result, queue_ce
+
 from costaware.costs.aws import NO_DATA_HINT, AwsCostExplorerSource, month_chunks
 from costaware.costs.aws_prices import AwsPriceSource
 from costaware.costs.cache import ResponseCache
 from costaware.errors import CostSourceError
-from costs_helpers import NOW, ce_day, ce_result, queue_ce
 
 TAGS = {"model": "elec2", "team": "forecasting", "env": "prod"}
 RETRAIN_SPOT = ("retrain", "Spot Instances")

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from costs_helpers import NOW, TODAY, ce_day, ce_result, queue_ce
+
 from costaware.costs import COST_SOURCES, CostRecord, CostSource, make_cost_source
 from costaware.costs.aws import AwsCostExplorerSource
 from costaware.costs.cache import ResponseCache
 from costaware.costs.focus import FocusCostSource
 from costaware.costs.gcp import GcpBillingExportSource
 from costaware.errors import ConfigError, CostSourceError
-from costs_helpers import NOW, TODAY, ce_day, ce_result, queue_ce
 
 START, END = dt.date(2026, 10, 1), TODAY + dt.timedelta(days=1)
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "focus"

@@ -11,9 +11,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from costs_helpers import NOW
+
 from costaware.costs.focus import NO_DATA_HINT, FocusCostSource
 from costaware.errors import CostSourceError
-from costs_helpers import NOW
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "focus"

@@ -7,10 +7,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from costaware.costs.gcp import NO_DATA_HINT, GcpBillingExportSource, GcpCatalogPriceSource
-from costaware.errors import CostSourceError
 from costs_helpers import NOW
 from google.auth.credentials import AnonymousCredentials
+
+from costaware.costs.gcp import NO_DATA_HINT, GcpBillingExportSource, GcpCatalogPriceSource
+from costaware.errors import CostSourceError
 
 TABLE = "acme-billing.billing.gcp_billing_export_v1_0A1B2C_3D4E5F_6A7B8C"
 LABELS = {"model": "churn", "team": "growth", "env": "prod"}

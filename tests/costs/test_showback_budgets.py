@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from costs_helpers import NOW, TODAY
+
 from costaware.budgets import BudgetStatus, alert, aws_budgets, model_budget
 from costaware.cli_costs import add_costs_commands
 from costaware.costs.focus import FocusCostSource
 from costaware.errors import ConfigError
 from costaware.showback import UNTAGGED, load_charges, render_text, summarize, write_report
-from costs_helpers import NOW, TODAY
 
 ROOT = Path(__file__).resolve().parents[2]
 FOCUS = ROOT / "tests" / "fixtures" / "focus" / "costs.csv"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from costaware.replay import land_batch
 
 from ..conftest import make_settings

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from costaware.context import StepContext
 from costaware.settings import Settings
 

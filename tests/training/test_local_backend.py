@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from costaware.config import SpotSpec
 from costaware.costs.prices import StaticPriceSource
 from costaware.errors import UnknownBackendError
