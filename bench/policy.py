@@ -24,11 +24,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from costaware.config import get_model  # noqa: E402
-from costaware.costs.prices import StaticPriceSource  # noqa: E402
-from costaware.drift import measure_drift  # noqa: E402
-from costaware.gain import PROBE_AGES, estimate_gain_probe, regret_curve  # noqa: E402
-from costaware.policy import CheckpointInputs, decide  # noqa: E402
 from policy_sim import (  # noqa: E402
     Matrix,
     Outcome,
@@ -44,6 +39,12 @@ from policy_sim import (  # noqa: E402
     periodic,
     simulate,
 )
+
+from costaware.config import get_model  # noqa: E402
+from costaware.costs.prices import StaticPriceSource  # noqa: E402
+from costaware.drift import measure_drift  # noqa: E402
+from costaware.gain import PROBE_AGES, estimate_gain_probe, regret_curve  # noqa: E402
+from costaware.policy import CheckpointInputs, decide  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KAPPAS = (0.005, 0.02, 0.05, 0.2)

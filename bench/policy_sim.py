@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from costaware.config import CostPolicy, ModelConfig
 from costaware.replay import load_source, split_batches
 

@@ -63,13 +63,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Airflow's metadata DB for the session (set before airflow is first imported)."""
-    from costaware.airflow_env import apply_airflow_env, ensure_airflow_db
+_AIRFLOW_STATE: Settings | None = None
 
-    base = tmp_path_factory.mktemp("airflow-state")
-    s = make_settings(base)
-    apply_airflow_env(s)
-    ensure_airflow_db(s)
-    return s.airflow_home
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point Airflow at a private state folder before any test module imports it: Airflow
+    reads its configuration once, at first import."""
+    import tempfile
+
+    from costaware.airflow_env import apply_airflow_env
+
+    global _AIRFLOW_STATE
+    _AIRFLOW_STATE = make_settings(Path(tempfile.mkdtemp(prefix="costaware-airflow-")))
+    apply_airflow_env(_AIRFLOW_STATE)
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    """Airflow's metadata DB for the session, created once with `airflow db migrate`."""
+    from costaware.airflow_env import ensure_airflow_db
+
+    assert _AIRFLOW_STATE is not None
+    ensure_airflow_db(_AIRFLOW_STATE)
+    return _AIRFLOW_STATE.airflow_home

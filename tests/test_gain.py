@@ -1,23 +1,15 @@
-"""Gain estimators: the degradation estimate and the probe-curve estimate."""
+"""The probe-curve gain estimator."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from costaware.gain import (
     cycle_gain,
-    estimate_gain,
     estimate_gain_probe,
     regret_curve,
     smooth_curve,
 )
-
-
-def test_degradation_estimate_still_works():
-    g = estimate_gain(90.0, 85.0, 1.0, [(4.0, 2.0), (2.0, 1.0)])
-    assert g.points == pytest.approx(2.5) and g.method == "degradation"
-    assert estimate_gain(None, 85.0, 1.0).points == 0.0
 
 
 def test_regret_curve_is_fresh_minus_older_points():

@@ -11,7 +11,7 @@ from typing import Any
 from costaware import data
 from costaware.context import StepContext
 from costaware.errors import NotEnoughData, RegistryError
-from costaware.pipeline import POINTS_TAG, REFERENCE_TAG, champion_version
+from costaware.pipeline import BORN_TAG, POINTS_TAG, REFERENCE_TAG, champion_version
 from costaware.registry import CHALLENGER
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ def train_challenger(ctx: StepContext, batch_id: str, usage_time: str | None) ->
         tags={
             "costaware.algorithm": t.algorithm,
             REFERENCE_TAG: str(ref_path),
+            BORN_TAG: batch_id,
             "costaware.train_batches": ",".join(windows.train_batches),
             "costaware.holdout_batches": ",".join(windows.holdout_batches),
             **tags,

@@ -1,73 +1,39 @@
-"""How many metric points would a retrain win back? The expected gain Δ the checkpoint weighs.
+"""How much would a retrain win back? The expected gain Δ the checkpoint weighs.
 
-The estimate is the champion's *degradation*: the metric it had on its held-out window when
-it was promoted minus its metric on the newest labelled window, scaled by how much of the
-predicted gain past retrains of this model actually realized. Its uncertainty is the
-bootstrap noise of the newest window.
+Δ is counted in metric points × batches: the points a fresh model is expected to score above
+the champion, summed over the batches it would serve. The DAG (``pipeline.measure_performance``)
+and the benchmark (``bench/policy.py``) both call ``estimate_gain_probe`` below.
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
 
 @dataclass(frozen=True)
 class GainEstimate:
-    points: float  # expected gain in metric points (≥ 0)
+    points: float  # expected gain in metric points × batches (≥ 0)
     low: float
     high: float
     method: str
     basis: str
-    calibration: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def calibration_factor(history: list[tuple[float, float]], default: float = 1.0) -> float:
-    """Median realized/predicted gain over past retrains, clipped to a sane range."""
-    ratios = [real / pred for pred, real in history if pred > 0.25]
-    if len(ratios) < 2:
-        return default
-    return min(1.5, max(0.2, statistics.median(ratios)))
-
-
-def estimate_gain(
-    reference_points: float | None,
-    current_points: float,
-    current_se: float,
-    history: list[tuple[float, float]] | None = None,
-    z: float = 1.0,
-) -> GainEstimate:
-    """Degradation since promotion, calibrated by past (predicted, realized) gains."""
-    if reference_points is None:
-        return GainEstimate(0.0, 0.0, 0.0, "degradation", "no reference metric for the champion")
-    calib = calibration_factor(history or [])
-    degradation = reference_points - current_points
-    se = 0.0 if current_se != current_se else current_se  # NaN → 0
-    points = max(0.0, degradation * calib)
-    low = max(0.0, (degradation - z * se) * calib)
-    high = max(0.0, (degradation + z * se) * calib)
-    basis = (
-        f"champion {reference_points:.2f} pts at promotion, {current_points:.2f} ± {se:.2f} "
-        f"now → degradation {degradation:+.2f} pts × calibration {calib:.2f}"
-    )
-    return GainEstimate(points, low, high, "degradation", basis, calib)
-
-
 # ── the probe-curve estimator ─────────────────────────────────────────────────────────────
-# The degradation estimate above compares the champion with itself at promotion time, so a
-# hard week looks like decay and an easy week hides it. The probe curve compares models on the
-# *same* newest labelled batch instead: a cheap "probe" trained on the labelled window without
-# that batch (what a retrain would have produced one batch ago) against the probes of earlier
-# runs. Probe (age 0) minus the probe of ``a`` batches ago is the regret of a model of age
-# ``a`` right now; smoothed over recent runs it says how fast models go stale in the current
-# regime, and the champion's own regret says how stale it is. The gain of retraining now is
-# then the best cycle a retrain can buy: holding the champion's regret for k batches versus
-# the new model's regret accumulating along the curve (the "marginal ≥ average cost" rule of
-# renewal theory, written so that decide()'s cost / gain ≤ limit applies unchanged).
+# Comparing the champion with itself at promotion time makes a hard week look like decay and
+# an easy week hide it. The probe curve compares models on the *same* newest labelled batch:
+# a cheap "probe" trained on the labelled window without that batch (what a retrain would
+# have produced one batch ago) against the probes of earlier runs. Probe (age 0) minus the
+# probe of ``a`` batches ago is the regret of a model of age ``a`` right now; smoothed over
+# recent runs it says how fast models go stale in the current regime, and the champion's own
+# regret says how stale it is. The gain of retraining now is then the best cycle a retrain
+# can buy: holding the champion's regret for k batches versus the new model's regret
+# accumulating along the curve (the "marginal ≥ average cost" rule of renewal theory, written
+# so that decide()'s cost / gain ≤ limit applies unchanged).
 
 PROBE_AGES = 8  # probes kept: regret measured at ages 1..PROBE_AGES
 PROBE_HALFLIFE = 3.0  # runs; chosen on Elec2's first half (bench/README.md)
@@ -139,7 +105,7 @@ def estimate_gain_probe(
     """
     if not curves:
         return GainEstimate(
-            0.0, 0.0, 0.0, "probe", "no probe curve yet (need two labelled batches)", 1.0
+            0.0, 0.0, 0.0, "probe", "no probe curve yet (need two labelled batches)"
         )
     rho = smooth_curve(curves, halflife, ages)
     age = max(1, min(champion_age, ages))
@@ -157,17 +123,17 @@ def estimate_gain_probe(
         f"{age} loses {expected:.2f} pts (champion measured {own}) → regret {regret:.2f} pts; "
         f"best cycle {k} batch(es) → gain {points:.2f} pts×batches"
     )
-    return GainEstimate(points, low, high, "probe", basis, 1.0)
+    return GainEstimate(points, low, high, "probe", basis)
 
 
 def _curve_spread(curves: list[list[float | None]], age: int, halflife: float) -> float:
     """Standard deviation of the recent regret measurements at ``age`` (the estimate's noise)."""
     import statistics
 
-    vals = [
-        row[age - 1]
+    vals: list[float] = [
+        v
         for row in curves[-int(4 * halflife) - 1 :]
-        if len(row) >= age and row[age - 1] is not None
+        if len(row) >= age and (v := row[age - 1]) is not None
     ]
     return statistics.pstdev(vals) if len(vals) > 1 else 0.0
 

@@ -21,6 +21,7 @@ from costaware.registry import CHAMPION
 log = logging.getLogger(__name__)
 REFERENCE_TAG = "costaware.reference_path"
 POINTS_TAG = "costaware.reference_points"
+BORN_TAG = "costaware.born_batch"  # the batch whose run trained the version
 
 
 def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
@@ -156,61 +157,72 @@ def measure_drift(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
 
 
 def measure_performance(ctx: StepContext) -> dict[str, Any]:
-    """The champion's metric on the newest window whose labels have arrived."""
-    from costaware.gain import estimate_gain
+    """The champion's metric on the newest labelled window, and the expected gain of a
+    retrain from the probe regret curve (``gain.estimate_gain_probe``, as in bench/policy.py)."""
+    from costaware.gain import PROBE_AGES, estimate_gain_probe, regret_curve
     from costaware.performance import bootstrap_se, metric_points
+    from costaware.probes import ProbeStore, probe_scores
     from costaware.scoring import score
 
-    labelled = data.labelled_frame(ctx.settings, ctx.cfg)
+    cfg = ctx.cfg
+    labelled = data.labelled_frame(ctx.settings, cfg)
     out: dict[str, Any] = {"labelled_rows": len(labelled), "champion_version": None}
     try:
-        windows = data.split_windows(labelled, ctx.cfg)
+        windows = data.split_windows(labelled, cfg)
     except NotEnoughData as exc:
         out.update(windows=None, train_rows=0, note=str(exc))
         return out
-    train_rows = int(labelled["batch_id"].isin(windows.train_batches).sum())
-    out.update(windows=windows.as_dict(), train_rows=train_rows)
+    train = labelled[labelled["batch_id"].isin(windows.train_batches)]
+    hold = labelled[labelled["batch_id"].isin(windows.holdout_batches)]
+    out.update(windows=windows.as_dict(), train_rows=len(train), holdout_rows=len(hold))
+    y = (hold[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
+    feats = cfg.feature_names
+
+    # The probe: what a retrain on today's training window would score on the newest batch,
+    # against the probes of earlier runs on the same rows (the regret of older models).
+    order = list(dict.fromkeys(labelled["batch_id"]))
+    store = ProbeStore(ctx.settings.home / "data" / ctx.model / "probes")
+    newest = order[-1]
+    y_train = (train[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
+    probe = store.fit_or_load(newest, train[feats].to_numpy(), y_train, dict(cfg.training.params))
+    probe_s = probe_scores(probe, hold, feats)
+    older = [probe_scores(b, hold, feats) for b in store.older(order, PROBE_AGES)]
+    curves = store.save_curve(newest, regret_curve(y, probe_s, older, cfg.metric))
+    store.prune(order, PROBE_AGES + 1)
+    probe_points = metric_points(y, probe_s, cfg.metric)
+    out.update(probe_points=probe_points, probe_curve=curves[-1])
+
     version = champion_version(ctx)
     if version is None:
         return out
-    hold = labelled[labelled["batch_id"].isin(windows.holdout_batches)]
-    y = (hold[ctx.cfg.target.name] == ctx.cfg.target.positive).astype(int).to_numpy()
-    s = score(ctx.registry.load(ctx.model, version), hold, ctx.cfg.feature_names)
-    points = metric_points(y, s, ctx.cfg.metric)
-    se = bootstrap_se(y, s, ctx.cfg.metric, seed=ctx.cfg.evaluation.seed)
-    tags = ctx.registry.version_tags(ctx.model, version)
-    ref = float(tags[POINTS_TAG]) if POINTS_TAG in tags else None
-    gain = estimate_gain(ref, points, se, realized_history(ctx))
+    s = score(ctx.registry.load(ctx.model, version), hold, feats)
+    points = metric_points(y, s, cfg.metric)
+    se = bootstrap_se(y, s, cfg.metric, seed=cfg.evaluation.seed)
+    born = ctx.registry.version_tags(ctx.model, version).get(BORN_TAG)
+    accepted = data.accepted_batch_ids(ctx.settings, ctx.model)
+    age = sum(b > born for b in accepted) if born else PROBE_AGES
+    gain = estimate_gain_probe(curves, age, probe_points - points)
     out.update(
         champion_version=version,
-        metric=ctx.cfg.metric,
+        metric=cfg.metric,
         champion_points=points,
         champion_se=se,
-        reference_points=ref,
-        holdout_rows=len(hold),
+        champion_age_batches=age,
         gain=gain.as_dict(),
     )
     log.info(
-        "champion v%s: %s %.2f ± %.2f pts on %s (%d rows); at promotion %s → %s",
+        "champion v%s (age %d batches): %s %.2f ± %.2f pts on %s (%d rows); a fresh probe "
+        "scores %.2f → %s",
         version,
-        ctx.cfg.metric,
+        age,
+        cfg.metric,
         points,
         se,
         windows.holdout_batches,
         len(hold),
-        "n/a" if ref is None else f"{ref:.2f}",
+        probe_points,
         gain.basis,
     )
-    return out
-
-
-def realized_history(ctx: StepContext) -> list[tuple[float, float]]:
-    """(predicted, realized) gains of past retrains of this model, from the ledger."""
-    out = []
-    for d in ctx.ledger.decisions(ctx.model):
-        det = d["details"] or {}
-        if "realized_gain" in det and det.get("gain", {}).get("points") is not None:
-            out.append((float(det["gain"]["points"]), float(det["realized_gain"])))
     return out
 
 

@@ -95,8 +95,8 @@ def decide(
     budget_left = policy.monthly_budget_usd - i.spent_this_month_usd
     usd_per_point = i.cost_usd / i.gain_points if i.gain_points > 0 else math.inf
     numbers: dict[str, Any] = {
-        "expected gain (pts)": round(i.gain_points, 3),
-        "gain interval (pts)": f"[{i.gain_low:.2f}, {i.gain_high:.2f}]",
+        "expected gain (pt·batches)": round(i.gain_points, 3),
+        "gain interval (pt·batches)": f"[{i.gain_low:.2f}, {i.gain_high:.2f}]",
         "gain basis": i.gain_basis,
         "expected cost ($)": round(i.cost_usd, 4),
         "cost quality": f"{i.cost_quality} ({i.cost_source})",

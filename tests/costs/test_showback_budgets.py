@@ -144,7 +144,7 @@ def test_aws_budgets_through_moto(aws_client: Any) -> None:
     assert sorted(m.split(":")[0] for m in sent) == ["50% alert", "OVER BUDGET"]
 
 
-def test_finops_showback_dag_integrity() -> None:
+def test_finops_showback_dag_integrity(airflow_home) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags" / "finops_showback.py"))

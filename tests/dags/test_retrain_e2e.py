@@ -33,7 +33,9 @@ def harness(request, airflow_home, tmp_path_factory) -> Harness:
     else:
         mp.delenv("COSTAWARE_DB_URL", raising=False)
     h = Harness(make_settings(home, db))
-    for i in range(5):  # weeks 0-4: labels arrive, a first model, a drifted week
+    # Weeks 0-10 exactly as `costaware replay elec2` runs them: labels arrive, a first
+    # model, drifted weeks that pay, a challenger that loses, weeks not worth a retrain.
+    for i in range(11):
         assert h.week(i) == "success"
     yield h
     mp.undo()
@@ -51,16 +53,19 @@ def test_first_weeks_wait_for_labels_then_train_a_first_model(harness: Harness) 
 
 
 def test_drifted_week_with_acceptable_cost_retrains_and_promotes(harness: Harness) -> None:
-    d = harness.decision(4)
+    d = harness.decision(5)
     num, thr = d["details"]["numbers"], d["details"]["thresholds"]
+    assert d["details"]["drift"]["drifted_columns"] == ["nswdemand"]  # real drift, Evidently PSI
     assert d["action"] == "retrain" and d["outcome"] == "promoted", d["reason"]
     assert num["$ per metric point"] <= thr["max_usd_per_metric_point"]
-    assert num["expected gain (pts)"] >= thr["min_expected_gain_points"]
+    assert num["expected gain (pt·batches)"] >= thr["min_expected_gain_points"]
     ev = d["details"]["evaluation"]
     assert ev["verdict"] == "promote" and ev["gain"] >= ev["min_gain_points"]
     assert ev["interval"][0] > 0
-    assert harness.champion() == ev["challenger_version"]
-    assert harness.ctx.registry.alias("elec2", "previous_champion") == ev["champion_version"]
+    promote = [a for a in harness.ctx.ledger.audit("elec2") if a["run_id"] == d["run_id"]]
+    assert [(a["action"], a["from_version"], a["to_version"]) for a in promote] == [
+        ("promote", ev["champion_version"], ev["challenger_version"])
+    ]
     costs = [c for c in harness.ctx.ledger.costs(model="elec2") if c["run_id"] == d["run_id"]]
     assert len(costs) == 1 and costs[0]["usd"] > 0
     assert costs[0]["tags"] == {
@@ -69,33 +74,45 @@ def test_drifted_week_with_acceptable_cost_retrains_and_promotes(harness: Harnes
         "env": "dev",
         "purpose": "retrain",
     }
-    report = harness.settings.reports("elec2") / WEEKS[4][0]
+    report = harness.settings.reports("elec2") / WEEKS[5][0]
     assert (report / "index.html").exists() and (report / "drift.html").exists()
 
 
-def test_stable_week_skips_and_says_why(harness: Harness) -> None:
-    before, champion = harness.versions(), harness.champion()
-    assert harness.week(5) == "success"
-    d = harness.decision(5)
+def test_challenger_that_does_not_win_is_rejected(harness: Harness) -> None:
+    promoted_at_5 = harness.decision(5)["details"]["evaluation"]["challenger_version"]
+    d = harness.decision(6)
+    assert d["action"] == "retrain" and d["outcome"] == "rejected"
+    ev = d["details"]["evaluation"]
+    assert ev["verdict"] == "reject" and ev["champion_version"] == promoted_at_5
+    assert ev["gain"] < ev["min_gain_points"] or ev["interval"][0] <= 0
+    rows = [a for a in harness.ctx.ledger.audit("elec2") if a["run_id"] == d["run_id"]]
+    assert [(a["action"], a["from_version"], a["to_version"]) for a in rows] == [
+        ("reject", promoted_at_5, promoted_at_5)
+    ]
+
+
+def test_week_not_worth_a_retrain_skips_and_says_why(harness: Harness) -> None:
+    d = harness.decision(10)
     assert d["action"] == "skip" and d["outcome"] == "skipped"
-    assert d["reason"]  # in words, with the numbers behind it
-    assert {"expected gain (pts)", "$ per metric point"} <= set(d["details"]["numbers"])
-    assert d["details"]["thresholds"]["max_usd_per_metric_point"] == 0.02
-    assert harness.versions() == before and harness.champion() == champion
+    num, thr = d["details"]["numbers"], d["details"]["thresholds"]
+    assert num["$ per metric point"] > thr["max_usd_per_metric_point"] == 0.0075
+    assert f"> limit ${thr['max_usd_per_metric_point']:g} per point" in d["reason"]
+    assert not [c for c in harness.ctx.ledger.costs(model="elec2") if c["run_id"] == d["run_id"]]
+    assert not [a for a in harness.ctx.ledger.audit("elec2") if a["run_id"] == d["run_id"]]
 
 
 def test_dry_run_decides_but_trains_nothing(harness: Harness) -> None:
     before = harness.versions()
-    assert harness.week(6, {"dry_run": True, "force": True}) == "success"
-    d = harness.decision(6)
+    assert harness.week(11, {"dry_run": True, "force": True}) == "success"
+    d = harness.decision(11)
     assert d["dry_run"] is True and d["action"] == "retrain" and d["outcome"] == "dry_run"
     assert harness.versions() == before
 
 
 def test_force_retrains_whatever_the_checkpoint_says(harness: Harness) -> None:
     before = harness.versions()
-    assert harness.week(7, {"force": True, "max_usd_per_metric_point": 0.000001}) == "success"
-    d = harness.decision(7)
+    assert harness.week(12, {"force": True, "max_usd_per_metric_point": 0.000001}) == "success"
+    d = harness.decision(12)
     assert d["action"] == "retrain" and "forced" in d["reason"]
     assert d["outcome"] in ("promoted", "rejected")
     assert len(harness.versions()) == len(before) + 1
@@ -103,12 +120,12 @@ def test_force_retrains_whatever_the_checkpoint_says(harness: Harness) -> None:
 
 def test_invalid_run_parameters_are_rejected(harness: Harness) -> None:
     before = harness.versions()
-    assert harness.week(8, {"forse": True}, land=True) == "failed"
-    assert harness.decision(8) is None and harness.versions() == before
+    assert harness.week(13, {"forse": True}, land=True) == "failed"
+    assert harness.decision(13) is None and harness.versions() == before
     # The batch was not consumed: the next (valid) run processes it.
-    assert (harness.settings.landing("elec2") / f"{WEEKS[8][0]}.parquet").exists()
-    assert harness.week(8, land=False) == "success"
-    assert harness.decision(8) is not None
+    assert (harness.settings.landing("elec2") / f"{WEEKS[13][0]}.parquet").exists()
+    assert harness.week(13, land=False) == "success"
+    assert harness.decision(13) is not None
 
 
 def test_rollback_dag_restores_previous_champion(harness: Harness) -> None:
@@ -150,8 +167,8 @@ def test_losing_challenger_is_rejected_and_champion_kept(
     (tmp_path / "elec2.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("COSTAWARE_MODELS_DIR", str(tmp_path))
     champion, n_audit = harness.champion(), len(harness.ctx.ledger.audit("elec2"))
-    assert harness.week(9, {"force": True}) == "success"
-    d = harness.decision(9)
+    assert harness.week(14, {"force": True}) == "success"
+    d = harness.decision(14)
     assert d["outcome"] == "rejected", d["details"].get("evaluation")
     assert d["details"]["evaluation"]["gain"] < 0
     assert harness.champion() == champion
