@@ -43,7 +43,12 @@ from policy_sim import (  # noqa: E402
 from costaware.config import get_model  # noqa: E402
 from costaware.costs.prices import StaticPriceSource  # noqa: E402
 from costaware.drift import measure_drift  # noqa: E402
-from costaware.gain import PROBE_AGES, estimate_gain_probe, regret_curve  # noqa: E402
+from costaware.gain import (  # noqa: E402
+    PROBE_AGES,
+    estimate_gain_probe,
+    regret_curve,
+    regret_se,
+)
 from costaware.policy import CheckpointInputs, decide  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +56,7 @@ KAPPAS = (0.005, 0.02, 0.05, 0.2)
 PERIODS = (1, 2, 4, 8, 13, 26)
 BEST_PERIODIC = "periodic (best k, hindsight)"
 COSTAWARE = "costaware checkpoint"
+BLIND = "costaware, noise-blind (before)"
 
 
 def retrain_usd(stream: Stream) -> tuple[float, float]:
@@ -64,8 +70,18 @@ def retrain_usd(stream: Stream) -> tuple[float, float]:
     return minutes / 60 * hourly, on_demand / 3600
 
 
-def costaware_policy(stream: Stream, m: Matrix, kappa: float, probe_usd_ratio: float):
-    """The checkpoint as the DAG runs it: probe regret curve → estimate_gain_probe → decide."""
+def costaware_policy(
+    stream: Stream,
+    m: Matrix,
+    kappa: float,
+    probe_usd_ratio: float,
+    noise_aware: bool = True,
+    pool: bool = True,
+    **kw,
+):
+    """The checkpoint as the DAG runs it: probe regret curve → estimate_gain_probe → decide.
+    ``noise_aware``: also the regrets' sampling standard errors; ``pool``: also the batch's
+    rows and the champion's earlier regrets. ``kw`` go to estimate_gain_probe."""
     d, s0, b = stream.delay, stream.first_step, stream.batch_rows
     usd, _ = retrain_usd(stream)
     # κ × batch rows misclassifications per retrain = 100 κ accuracy points × batches, so a
@@ -77,18 +93,31 @@ def costaware_policy(stream: Stream, m: Matrix, kappa: float, probe_usd_ratio: f
     def rule(t: int, st: State) -> bool:
         newest = t - d
         curves = st.memo.setdefault("curves", [])
+        ses = st.memo.setdefault("ses", [])
+        y = stream.y[newest]
         if newest - 1 >= s0:
-            y = stream.y[newest]
             older = [
                 m.scores.get((newest - a, newest)) if newest - a >= s0 else None
                 for a in range(1, PROBE_AGES + 1)
             ]
-            curves.append(regret_curve(y, m.scores[(newest, newest)], older, "accuracy"))
+            probe = m.scores[(newest, newest)]
+            curves.append(regret_curve(y, probe, older, "accuracy"))
+            if noise_aware:
+                ses.append(regret_se(y, probe, older, "accuracy"))
             st.memo["extra"] = st.memo.get("extra", 0.0) + kappa * b * probe_usd_ratio
-        champ = None
+        champ = champ_se = None
         if newest > st.born:
             champ = 100 * (m.err[st.born, newest] - m.err[newest, newest]) / b
-        gain = estimate_gain_probe(curves, t - st.born, champ)
+            if noise_aware:  # 0/1 scores with the champion's row-by-row mistakes (same accuracy)
+                as_scored = np.where(m.mistakes(st.born, newest), 1 - y, y)
+                champ_se = regret_se(y, m.scores[(newest, newest)], [as_scored], "accuracy")[0]
+        noise = {"curve_se": ses, "champion_se": champ_se} if noise_aware else {}
+        history = st.memo.setdefault(("champion", st.born), [])
+        if pool:
+            noise |= {"rows": b, "champion_history": list(history), "extend": True}
+        gain = estimate_gain_probe(curves, t - st.born, champ, **noise, **kw)
+        if champ is not None:
+            history.append((champ, champ_se))
         inputs = CheckpointInputs(
             model=stream.cfg.name,
             has_champion=True,
@@ -156,6 +185,12 @@ def run_dataset(name: str, seeds: list[int], rounds: int, max_batches: int | Non
                 simulate(stream, m, "error jump +5 pts", error_jump(stream, m)),
                 simulate(stream, m, "Cara-style staleness", cara(stream, m, kappa)),
                 simulate(stream, m, COSTAWARE, costaware_policy(stream, m, kappa, probe_ratio)),
+                simulate(
+                    stream,
+                    m,
+                    BLIND,
+                    costaware_policy(stream, m, kappa, probe_ratio, noise_aware=False, pool=False),
+                ),
             ]
             per = [o for o in outs if o.policy.startswith("periodic k=")]
             bp = min(per, key=lambda o: o.total(kappa, stream.batch_rows))

@@ -90,6 +90,17 @@ class Matrix:
     fit_seconds: float
     fits: int
     scores: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (s, t) -> scores
+    # Per-row mistakes of the model born at s on batches wrong_from[s]..n-1 (concatenated),
+    # for paired standard errors of any two models on one batch.
+    wrong: dict[int, np.ndarray] = field(default_factory=dict)
+    wrong_from: dict[int, int] = field(default_factory=dict)
+    bounds: np.ndarray | None = None
+
+    def mistakes(self, s: int, t: int) -> np.ndarray:
+        """0/1 mistakes, row by row, of the model born at step s on batch t."""
+        assert self.bounds is not None
+        off = self.bounds[self.wrong_from[s]]
+        return self.wrong[s][self.bounds[t] - off : self.bounds[t + 1] - off]
 
 
 def error_matrix(stream: Stream, seed: int, rounds: int, keep_ages: int = 8) -> Matrix:
@@ -102,6 +113,8 @@ def error_matrix(stream: Stream, seed: int, rounds: int, keep_ages: int = 8) -> 
     bounds = np.cumsum([0, *[len(b) for b in stream.x]])
     fit_s, fits = 0.0, 0
     scores: dict[tuple[int, int], np.ndarray] = {}
+    wrong_rows: dict[int, np.ndarray] = {}
+    wrong_from: dict[int, int] = {}
     for s in range(s0, n):
         t0 = time.perf_counter()
         booster = fit_model(stream, s, seed, rounds)
@@ -111,12 +124,13 @@ def error_matrix(stream: Stream, seed: int, rounds: int, keep_ages: int = 8) -> 
         start = max(0, s - d)
         p = booster.predict(xgb.DMatrix(x_all[bounds[start] :]))
         wrong = (p >= 0.5).astype(np.int8) != y_all[bounds[start] :]
+        wrong_rows[s], wrong_from[s] = wrong.astype(np.int8), start
         for t in range(start, n):
             a, b = bounds[t] - bounds[start], bounds[t + 1] - bounds[start]
             err[s, t] = wrong[a:b].sum()
             if t - s <= keep_ages:  # what the probe curve reads (models up to keep_ages old)
                 scores[(s, t)] = p[a:b]
-    return Matrix(err, fit_s / max(1, fits), fits, scores)
+    return Matrix(err, fit_s / max(1, fits), fits, scores, wrong_rows, wrong_from, bounds)
 
 
 # ── policies ────────────────────────────────────────────────────────────────────────────

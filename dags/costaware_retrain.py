@@ -28,6 +28,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from costaware.config import ModelConfig, load_all
+from costaware.dag_defaults import model_dag_kwargs
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
 
@@ -37,7 +38,8 @@ def _ctx(model: str) -> Any:
 
     context = get_current_context()
     dag_run = context["dag_run"]
-    actor = f"airflow:{dag_run.dag_id}/{getattr(dag_run, 'run_type', 'run')}"
+    run_type = getattr(dag_run, "run_type", "run")
+    actor = f"airflow:{dag_run.dag_id}/{getattr(run_type, 'value', run_type)}"
     return StepContext.for_model(model, run_id=context["run_id"], actor=actor)
 
 
@@ -45,19 +47,10 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
     model = cfg.name
 
     @dag(
-        dag_id=f"retrain_{model}",
+        **model_dag_kwargs(cfg, "retrain"),
         doc_md=__doc__,
         description=cfg.description.strip() or f"cost-aware retraining of {model}",
         schedule="@weekly",
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,
-        default_args={
-            "retries": 2,
-            "retry_delay": pendulum.duration(seconds=30),
-            "owner": cfg.tags.team,
-        },
-        tags=["costaware", "retrain", model, cfg.tags.team],
         params={
             "force": Param(
                 False,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from costaware.config import ModelConfig, load_all
+from costaware.dag_defaults import model_dag_kwargs
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
 
@@ -23,19 +23,10 @@ def build_rollback_dag(cfg: ModelConfig) -> Any:
     model = cfg.name
 
     @dag(
-        dag_id=f"rollback_{model}",
+        **model_dag_kwargs(cfg, "rollback"),
         doc_md=__doc__,
         description=f"roll {model}'s champion back to a previous version",
         schedule=None,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,
-        default_args={
-            "retries": 2,
-            "retry_delay": pendulum.duration(seconds=30),
-            "owner": cfg.tags.team,
-        },
-        tags=["costaware", "rollback", model, cfg.tags.team],
         params={
             "target_version": Param(
                 None,

@@ -38,9 +38,9 @@ def _with(**kw) -> CheckpointInputs:
 def test_worth_it_retrains_and_echoes_numbers() -> None:
     d = decide(BASE, POLICY)
     assert d.action == "retrain"
-    assert d.numbers["$ per metric point"] == pytest.approx(0.01)
+    assert d.numbers["$ per pt·batch"] == pytest.approx(0.01)
     assert d.thresholds["max_usd_per_metric_point"] == 0.02
-    assert "0.0100/pt ≤ $0.02/pt" in d.reason
+    assert "$0.0100 per pt·batch ≤ $0.02" in d.reason
     table = d.table()
     assert "RETRAIN" in table and "threshold auto_approve_usd" in table
 
@@ -48,8 +48,8 @@ def test_worth_it_retrains_and_echoes_numbers() -> None:
 @pytest.mark.parametrize(
     ("change", "action", "words"),
     [
-        ({"gain_points": 0.4}, "skip", "expected gain 0.40 pts < minimum 1 pts"),
-        ({"cost_usd": 0.3}, "skip", "per point > limit $0.02 per point"),
+        ({"gain_points": 0.4}, "skip", "expected gain 0.40 pt·batches < minimum 1"),
+        ({"cost_usd": 0.3}, "skip", "per pt·batch > limit $0.02 per pt·batch"),
         ({"hours_since_last_retrain": 3.0}, "skip", "cooldown: last retrain 3 h ago < 24 h"),
         ({"labelled_rows": 100}, "skip", "waiting for labels"),
         ({"has_champion": False}, "retrain", "no champion yet"),

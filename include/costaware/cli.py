@@ -99,6 +99,8 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     env = {**os.environ, **airflow_env(settings)}
+    # `airflow standalone` starts its components as `airflow ...` subprocesses from PATH.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     # Local UI login: user admin; Airflow writes the generated password to this file.
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     ensure_airflow_db(settings)

@@ -7,6 +7,7 @@ and the benchmark (``bench/policy.py``) both call ``estimate_gain_probe`` below.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,10 +35,19 @@ class GainEstimate:
 # can buy: holding the champion's regret for k batches versus the new model's regret
 # accumulating along the curve (the "marginal ≥ average cost" rule of renewal theory, written
 # so that decide()'s cost / gain ≤ limit applies unchanged).
+# On small batches one regret measurement is mostly noise (a paired difference on 30 rows has
+# a standard error of ~5 accuracy points; on 336 rows ~2): the estimator then pools over a
+# fixed amount of evidence (rows, not runs) and over the champion's own past batches.
 
 PROBE_AGES = 8  # probes kept: regret measured at ages 1..PROBE_AGES
 PROBE_HALFLIFE = 3.0  # runs; chosen on Elec2's first half (bench/README.md)
 PROBE_BLEND = 0.5  # weight of the champion's own measured regret vs the smoothed curve
+PROBE_ROWS = 336  # rows per run where the half-life was tuned (Elec2's weekly batches)
+PROBE_HORIZON = 104  # longest cycle considered when the champion is older than the curve
+# Gain priced at regret − z × its standard error. z ∈ {0, 0.5, 1} compared on Elec2's first 67
+# batches: 0 was best at every κ once the pooling below is on (a higher z spends less, for
+# owners who want that); the standard error still sets the reported interval.
+PROBE_Z = 0.0
 
 
 def regret_curve(
@@ -49,6 +59,44 @@ def regret_curve(
 
     fresh = metric_points(y, probe_score, metric)
     return [None if s is None else fresh - metric_points(y, s, metric) for s in older_scores]
+
+
+def regret_se(
+    y: Any,
+    probe_score: Any,
+    older_scores: list[Any | None],
+    metric: str,
+    resamples: int = 200,
+    seed: int = 0,
+) -> list[float | None]:
+    """Sampling standard error (points) of each ``regret_curve`` entry on the same rows.
+
+    The comparison is paired (both models scored on the same rows), so its noise is that of
+    the per-row difference: exact for accuracy and log loss, a paired bootstrap for ROC AUC.
+    It is what separates a real regret from luck: ~2 points on 336 rows, ~8 on 30."""
+    import numpy as np
+
+    from costaware.performance import _points_rows
+
+    y_arr = np.asarray(y, dtype=float)
+    fresh = np.asarray(probe_score, dtype=float)
+    n = len(y_arr)
+    out: list[float | None] = []
+    for older in older_scores:
+        if older is None or n < 2:
+            out.append(None)
+            continue
+        old = np.asarray(older, dtype=float)
+        if metric == "roc_auc":
+            idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+            ys = y_arr[idx]
+            d = _points_rows(ys, fresh[idx], metric) - _points_rows(ys, old[idx], metric)
+            d = d[~np.isnan(d)]
+            out.append(float(d.std(ddof=1)) if d.size > 1 else None)
+        else:  # a mean over rows: the standard error of the mean per-row difference
+            rows = [_points_rows(y_arr[:, None], v[:, None], metric) for v in (fresh, old)]
+            out.append(float((rows[0] - rows[1]).std(ddof=1) / np.sqrt(n)))
+    return out
 
 
 def smooth_curve(
@@ -95,6 +143,13 @@ def estimate_gain_probe(
     halflife: float = PROBE_HALFLIFE,
     blend: float = PROBE_BLEND,
     ages: int = PROBE_AGES,
+    *,
+    curve_se: list[list[float | None]] | None = None,
+    champion_se: float | None = None,
+    champion_history: list[tuple[float, float | None]] | None = None,
+    rows: int | None = None,
+    z: float = PROBE_Z,
+    extend: bool = False,
 ) -> GainEstimate:
     """Expected gain (metric points × batches) of retraining now, from probe regret curves.
 
@@ -102,28 +157,107 @@ def estimate_gain_probe(
     last); ``champion_age``: batches the champion will have served at the next batch;
     ``champion_regret``: the champion's measured regret on the newest labelled batch (fresh
     probe minus champion, points), ``None`` when that batch was part of its training window.
+
+    Noise-aware (all optional; without them the estimate is the plain, noise-blind one):
+    ``rows`` (rows each regret is measured on) stretches the half-life so every estimate
+    pools about as many rows as ``halflife`` runs of ``PROBE_ROWS`` do (30-row batches: ~34
+    runs); ``champion_history``, the same champion's (regret, standard error) on the earlier
+    labelled batches it served, oldest first, is pooled with its newest measurement, so one
+    lucky batch no longer buys a retrain. ``curve_se`` (one ``regret_se`` per curve) and
+    ``champion_se`` give the pooled regret's sampling standard error: it sets the reported
+    interval, and with ``z > 0`` the gain is priced at regret − z × that error (a cautious
+    owner's setting). ``extend``: when the champion is older than the curve, cycles up to its
+    age are considered, the new model assumed to age as it did (slow drift needs long cycles).
     """
     if not curves:
         return GainEstimate(
             0.0, 0.0, 0.0, "probe", "no probe curve yet (need two labelled batches)"
         )
+    if rows:
+        halflife = halflife * max(1.0, PROBE_ROWS / rows)
     rho = smooth_curve(curves, halflife, ages)
     age = max(1, min(champion_age, ages))
     expected = rho[age]
-    regret = (
-        expected if champion_regret is None else (1 - blend) * expected + blend * champion_regret
+    own_mean, own_se = _pooled_champion(
+        champion_regret, champion_se, champion_history or [], halflife
     )
+    regret = expected if own_mean is None else (1 - blend) * expected + blend * own_mean
     spread = _curve_spread(curves, age, halflife)
-    points, k = cycle_gain(regret, rho)
-    low, _ = cycle_gain(regret - spread, rho)
-    high, _ = cycle_gain(regret + spread, rho)
-    own = "n/a" if champion_regret is None else f"{champion_regret:+.2f}"
+    se = None
+    if curve_se is not None or own_se is not None:
+        curve_part = (1.0 if own_mean is None else 1 - blend) * _smoothed_se(
+            curves, curve_se, age, halflife
+        )
+        own_part = 0.0 if own_mean is None or own_se is None else blend * own_se
+        se = math.hypot(curve_part, own_part)
+    priced = max(0.0, regret - z * se) if se is not None else regret
+    curve = _extend(rho, champion_age, priced) if extend else rho
+    points, k = cycle_gain(priced, curve)
+    width = spread if se is None else se  # the sampling error when known
+    low, _ = cycle_gain(priced - width, curve)
+    high, _ = cycle_gain(priced + width, curve)
+    own = "n/a" if own_mean is None else f"{own_mean:+.2f}"
+    noise = "" if se is None else f" ± {se:.2f} (sampling) → priced at {priced:.2f}"
     basis = (
         f"probe curve over {min(len(curves), int(4 * halflife) + 1)} run(s): a model of age "
-        f"{age} loses {expected:.2f} pts (champion measured {own}) → regret {regret:.2f} pts; "
-        f"best cycle {k} batch(es) → gain {points:.2f} pts×batches"
+        f"{age} loses {expected:.2f} pts (champion measured {own}) → regret {regret:.2f} pts"
+        f"{noise}; best cycle {k} batch(es) → gain {points:.2f} pts×batches"
     )
     return GainEstimate(points, low, high, "probe", basis)
+
+
+def _extend(rho: list[float], champion_age: int, regret: float) -> list[float]:
+    """The curve beyond the measured ages: a new model is assumed to age like the champion
+    did, reaching its regret at its age (linear from the last measured age)."""
+    ages = len(rho) - 1
+    horizon = min(champion_age, PROBE_HORIZON)
+    if horizon <= ages or regret <= rho[-1]:
+        return rho
+    step = (regret - rho[-1]) / (horizon - ages)
+    return rho + [rho[-1] + step * (a - ages) for a in range(ages + 1, horizon + 1)]
+
+
+def _ewma(vals: list[tuple[float, float | None]], halflife: float) -> tuple[float, float | None]:
+    """Exponentially weighted mean of (value, standard error) pairs (newest last) over the
+    last 4 half-lives, and its standard error √Σw²σ² / Σw (``None`` if any σ is unknown)."""
+    vals = vals[-int(4 * halflife) - 1 :]
+    w = [0.5 ** ((len(vals) - 1 - i) / halflife) for i in range(len(vals))]
+    den = sum(w)
+    mean = sum(wi * v for wi, (v, _) in zip(w, vals, strict=True)) / den
+    if any(e is None for _, e in vals):
+        return mean, None
+    var = sum((wi * e) ** 2 for wi, (_, e) in zip(w, vals, strict=True) if e is not None)
+    return mean, math.sqrt(var) / den
+
+
+def _pooled_champion(
+    regret: float | None,
+    se: float | None,
+    history: list[tuple[float, float | None]],
+    halflife: float,
+) -> tuple[float | None, float | None]:
+    if regret is None:
+        return None, None
+    return _ewma([*history, (regret, se)], halflife)
+
+
+def _smoothed_se(
+    curves: list[list[float | None]],
+    curve_se: list[list[float | None]] | None,
+    age: int,
+    halflife: float,
+) -> float:
+    """Sampling standard error of ``smooth_curve`` at ``age`` (0 without ``curve_se``)."""
+    if curve_se is None:
+        return 0.0
+    n = min(int(4 * halflife) + 1, len(curves), len(curve_se))  # aligned on the newest run
+    pairs: list[tuple[float, float | None]] = []
+    for row, row_se in zip(curves[len(curves) - n :], curve_se[len(curve_se) - n :], strict=True):
+        v = row[age - 1] if len(row) >= age else None
+        e = row_se[age - 1] if row_se is not None and len(row_se) >= age else None
+        if v is not None and v == v:
+            pairs.append((v, e if e is not None and e == e else 0.0))
+    return (_ewma(pairs, halflife)[1] or 0.0) if pairs else 0.0
 
 
 def _curve_spread(curves: list[list[float | None]], age: int, halflife: float) -> float:

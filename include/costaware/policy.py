@@ -100,7 +100,7 @@ def decide(
         "gain basis": i.gain_basis,
         "expected cost ($)": round(i.cost_usd, 4),
         "cost quality": f"{i.cost_quality} ({i.cost_source})",
-        "$ per metric point": usd_per_point,
+        "$ per pt·batch": usd_per_point,
         "budget left this month ($)": round(budget_left, 4),
         "hours since last retrain": (
             None if i.hours_since_last_retrain is None else round(i.hours_since_last_retrain, 1)
@@ -124,7 +124,7 @@ def decide(
         "enough labelled rows": i.labelled_rows >= i.min_train_rows,
         "cooldown passed": cooldown_ok,
         "gain above minimum": i.gain_points >= policy.min_expected_gain_points,
-        "cost per point within limit": usd_per_point <= max_per_point,
+        "cost per pt·batch within limit": usd_per_point <= max_per_point,
         "within budget": i.cost_usd <= budget_left,
         "within auto-approve limit": i.cost_usd <= policy.auto_approve_usd,
     }
@@ -156,11 +156,11 @@ def decide(
         )
     if not checks["gain above minimum"]:
         failed.append(
-            f"expected gain {i.gain_points:.2f} pts < minimum "
-            f"{policy.min_expected_gain_points:g} pts"
+            f"expected gain {i.gain_points:.2f} pt·batches < minimum "
+            f"{policy.min_expected_gain_points:g}"
         )
-    elif not checks["cost per point within limit"]:
-        failed.append(f"${usd_per_point:.4f} per point > limit ${max_per_point:g} per point")
+    elif not checks["cost per pt·batch within limit"]:
+        failed.append(f"${usd_per_point:.4f} per pt·batch > limit ${max_per_point:g} per pt·batch")
     if failed:
         return out("skip", "; ".join(failed), failed)
 
@@ -178,7 +178,7 @@ def decide(
         return out("approve", "worth it, but needs a person's approval: " + "; ".join(needs), needs)
     return out(
         "retrain",
-        f"expected gain {i.gain_points:.2f} pts for ${i.cost_usd:.4f} = "
-        f"${usd_per_point:.4f}/pt ≤ ${max_per_point:g}/pt",
+        f"expected gain {i.gain_points:.2f} pt·batches for ${i.cost_usd:.4f} = "
+        f"${usd_per_point:.4f} per pt·batch ≤ ${max_per_point:g}",
         [],
     )

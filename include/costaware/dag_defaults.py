@@ -1,0 +1,28 @@
+"""What every per-model costaware DAG shares, as plain values (no Airflow import here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from costaware.config import ModelConfig
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def model_dag_kwargs(cfg: ModelConfig, kind: str, **overrides: Any) -> dict[str, Any]:
+    """``@dag(...)`` arguments for the ``<kind>_<model>`` DAG: one run at a time, retries,
+    the owning team, and tags to find every DAG of a model or team in the UI."""
+    return {
+        "dag_id": f"{kind}_{cfg.name}",
+        "start_date": START,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {
+            "retries": 2,
+            "retry_delay": dt.timedelta(seconds=30),
+            "owner": cfg.tags.team,
+        },
+        "tags": ["costaware", kind, cfg.name, cfg.tags.team],
+        **overrides,
+    }
