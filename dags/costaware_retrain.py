@@ -85,11 +85,17 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
     def retrain() -> None:
         @task.short_circuit
         def collect_batch() -> dict[str, Any] | None:
+            from airflow.sdk.exceptions import AirflowFailException
+
             from costaware.config import RunParams
+            from costaware.errors import ConfigError
             from costaware.pipeline import collect_batch as step
 
             context = get_current_context()
-            params = RunParams.parse({**context["params"], **(context["dag_run"].conf or {})})
+            try:
+                params = RunParams.parse({**context["params"], **(context["dag_run"].conf or {})})
+            except ConfigError as exc:
+                raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the input
             found = step(_ctx(model), params.batch)
             return found["batch"]  # None: nothing waiting, the rest of the run is skipped
 

@@ -159,7 +159,7 @@ def measure_drift(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
 def measure_performance(ctx: StepContext) -> dict[str, Any]:
     """The champion's metric on the newest labelled window, and the expected gain of a
     retrain from the probe regret curve (``gain.estimate_gain_probe``, as in bench/policy.py)."""
-    from costaware.gain import PROBE_AGES, estimate_gain_probe, regret_curve
+    from costaware.gain import PROBE_AGES, estimate_gain_probe, regret_curve, regret_se
     from costaware.performance import bootstrap_se, metric_points
     from costaware.probes import ProbeStore, probe_scores
     from costaware.scoring import score
@@ -187,7 +187,9 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     probe = store.fit_or_load(newest, train[feats].to_numpy(), y_train, dict(cfg.training.params))
     probe_s = probe_scores(probe, hold, feats)
     older = [probe_scores(b, hold, feats) for b in store.older(order, PROBE_AGES)]
-    curves = store.save_curve(newest, regret_curve(y, probe_s, older, cfg.metric))
+    seed = cfg.evaluation.seed
+    curves = store.save(newest, regret_curve(y, probe_s, older, cfg.metric))
+    curve_se = store.save(newest, regret_se(y, probe_s, older, cfg.metric, seed=seed), "se")
     store.prune(order, PROBE_AGES + 1)
     probe_points = metric_points(y, probe_s, cfg.metric)
     out.update(probe_points=probe_points, probe_curve=curves[-1])
@@ -201,7 +203,23 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     born = ctx.registry.version_tags(ctx.model, version).get(BORN_TAG)
     accepted = data.accepted_batch_ids(ctx.settings, ctx.model)
     age = sum(b > born for b in accepted) if born else PROBE_AGES
-    gain = estimate_gain_probe(curves, age, probe_points - points)
+    # The champion's regret, its sampling error, and the same for the batches it served
+    # before (pooled by the estimator, so one noisy batch does not decide).
+    regret = probe_points - points
+    regret_err = regret_se(y, probe_s, [s], cfg.metric, seed=seed)[0]
+    served = store.series(f"champion-{version}")
+    history = [(v[0], v[1]) for k, v in sorted(served.items()) if k != newest and v[0] is not None]
+    store.save(newest, [regret, regret_err], f"champion-{version}")
+    gain = estimate_gain_probe(
+        curves,
+        age,
+        regret,
+        curve_se=curve_se,
+        champion_se=regret_err,
+        champion_history=history,
+        rows=len(y),
+        extend=True,
+    )
     out.update(
         champion_version=version,
         metric=cfg.metric,

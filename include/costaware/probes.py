@@ -56,22 +56,26 @@ class ProbeStore:
         out += [None] * (ages - len(out))
         return out
 
-    def _curves_file(self) -> Path:
-        return self.folder / "curves.json"
+    def _series_file(self, kind: str) -> Path:
+        return self.folder / f"{kind}.json"
 
-    def curves(self) -> dict[str, list[float | None]]:
-        f = self._curves_file()
+    def series(self, kind: str = "curves") -> dict[str, list[float | None]]:
+        """A stored series by newest labelled batch: ``curves`` (regret per age), ``se``
+        (their sampling errors), ``champion-<version>`` ([regret, se] of that champion)."""
+        f = self._series_file(kind)
         return json.loads(f.read_text()) if f.exists() else {}
 
-    def save_curve(self, batch_id: str, curve: list[float | None]) -> list[list[float | None]]:
-        """Store this batch's curve (replacing a retried run's) and return all, oldest first."""
-        curves = self.curves()
-        curves[batch_id] = curve
+    def save(
+        self, batch_id: str, values: list[float | None], kind: str = "curves"
+    ) -> list[list[float | None]]:
+        """Store this batch's values (replacing a retried run's); return all, oldest first."""
+        data = self.series(kind)
+        data[batch_id] = values
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._curves_file().with_suffix(".tmp")
-        tmp.write_text(json.dumps(curves))
-        tmp.replace(self._curves_file())
-        return [curves[k] for k in sorted(curves)]
+        tmp = self._series_file(kind).with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self._series_file(kind))
+        return [data[k] for k in sorted(data)]
 
     def prune(self, labelled_batches: list[str], keep: int) -> None:
         wanted = {f"{b}.ubj" for b in labelled_batches[-keep:]}
