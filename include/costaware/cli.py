@@ -1,4 +1,4 @@
-"""``costaware`` commands for people: replay, rollback, status, suites."""
+"""``costaware`` commands for people: replay, status, rollback, costs, airflow, suites."""
 
 from __future__ import annotations
 
@@ -141,12 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     af = sub.add_parser("airflow", help="run an airflow command on costaware's state")
     af.add_argument("args", nargs=argparse.REMAINDER, help="e.g. standalone, dags list")
     af.set_defaults(func=_cmd_airflow)
-    try:
-        from costaware.cli_costs import add_costs_commands
-    except ImportError:
-        pass
-    else:
-        add_costs_commands(sub)
+    from costaware.cli_costs import add_costs_commands
+
+    add_costs_commands(sub)
     return p
 
 

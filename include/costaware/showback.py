@@ -153,7 +153,8 @@ def render_text(s: Showback) -> str:
     lines.append(
         "  capacity: " + ", ".join(f"{k} ${v:,.2f}" for k, v in sorted(s.capacity.items()))
     )
-    lines.append(f"  untagged: ${s.untagged_usd:,.2f} ({s.untagged_share:.1%} of spend); biggest:")
+    biggest = "; biggest:" if len(s.top_untagged) else ""
+    lines.append(f"  untagged: ${s.untagged_usd:,.2f} ({s.untagged_share:.1%} of spend){biggest}")
     lines += [
         f"    {'(no resource id)' if pd.isna(r.resource_id) else r.resource_id} "
         f"({r.service}) ${r.usd:,.2f}"

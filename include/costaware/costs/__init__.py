@@ -44,24 +44,30 @@ PRICE_SOURCES: dict[str, Callable[[Ledger, dict[str, Any]], PriceSource]] = {
 }
 
 
+def _build(
+    kind: str,
+    registry: dict[str, Callable[[Ledger, dict[str, Any]], Any]],
+    name: str,
+    ledger: Ledger,
+    options: dict[str, Any] | None,
+) -> Any:
+    try:
+        builder = registry[name]
+    except KeyError:
+        raise UnknownBackendError(kind, name, registry) from None
+    return builder(ledger, options or {})
+
+
 def make_cost_source(
     name: str, ledger: Ledger, options: dict[str, Any] | None = None
 ) -> CostSource:
-    try:
-        builder = COST_SOURCES[name]
-    except KeyError:
-        raise UnknownBackendError("cost source", name, COST_SOURCES) from None
-    return builder(ledger, options or {})
+    return _build("cost source", COST_SOURCES, name, ledger, options)  # type: ignore[no-any-return]
 
 
 def make_price_source(
     name: str, ledger: Ledger, options: dict[str, Any] | None = None
 ) -> PriceSource:
-    try:
-        builder = PRICE_SOURCES[name]
-    except KeyError:
-        raise UnknownBackendError("price source", name, PRICE_SOURCES) from None
-    return builder(ledger, options or {})
+    return _build("price source", PRICE_SOURCES, name, ledger, options)  # type: ignore[no-any-return]
 
 
 __all__ = [
