@@ -29,30 +29,30 @@ $(FOCUS_VENV)/.installed: constraints-focus.txt
 	$(FOCUS_VENV)/bin/python -m pip install --quiet -c constraints-focus.txt focus-validator
 	touch $@
 
-demo: setup ## replay Elec2 week by week through the real DAG (state in .costaware/)
+demo: $(VENV)/.installed ## replay Elec2 week by week through the real DAG (state in .costaware/)
 	$(BIN)/costaware replay $(MODEL) --batches $(BATCHES)
 
 test: setup ## the whole test suite (SQLite and the PostgreSQL on 127.0.0.1:5432)
 	$(BIN)/python -m pytest -q
 
-lint: setup
+lint: $(VENV)/.installed
 	$(BIN)/ruff check include dags plugins tests bench
 	$(BIN)/ruff format --check include dags plugins tests bench
 
-typecheck: setup
+typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-airflow: setup ## Airflow UI on the same state: http://localhost:8080 (login printed)
+airflow: $(VENV)/.installed ## Airflow UI on the same state: http://localhost:8080 (login printed)
 	$(BIN)/costaware airflow standalone
 
 lock: ## re-pin the dependency set after changing pyproject.toml
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^costaware' > constraints.txt
 	$(FOCUS_VENV)/bin/python -m pip freeze > constraints-focus.txt
 
-bench-policy: setup
+bench-policy: $(VENV)/.installed
 	$(BIN)/python bench/policy.py
 
-bench-drift: setup
+bench-drift: $(VENV)/.installed
 	$(BIN)/python bench/drift.py
 
 clean: ## forget the local state (data, ledger, registry, Airflow DB)
