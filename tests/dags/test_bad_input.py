@@ -100,3 +100,32 @@ def test_bad_batch_is_quarantined(harness: Harness, case: str) -> None:
     assert row["status"] == "quarantined" and words in row["message"], row["message"]
     assert harness.ctx.ledger.decision_for_batch("elec2", name) is None  # nothing downstream
     assert harness.versions() == versions and harness.champion() == champion
+
+
+def test_retried_tasks_are_idempotent(harness: Harness) -> None:
+    """A task retried by Airflow (same run id) must not register a second model version,
+    record a second cost or audit row, or move an alias twice."""
+    from costaware.champion import evaluate_challenger, promote_or_reject, train_challenger
+    from costaware.context import StepContext
+
+    ctx = StepContext.for_model("elec2", run_id="retried-run", actor="test")
+    batch = WEEKS[3][0]
+    first = train_challenger(ctx, batch, None)
+    again = train_challenger(ctx, batch, None)
+    assert again["version"] == first["version"] and again["reused"] is True
+    assert harness.versions().count(first["version"]) == 1
+    costs = [c for c in ctx.ledger.costs(model="elec2") if c["run_id"] == "retried-run"]
+    assert len(costs) == 1
+    evaluation = {
+        **evaluate_challenger(ctx, first["version"]),
+        "verdict": "promote",
+        "reason": "test: forced verdict",
+    }
+    promote_or_reject(ctx, evaluation, first["usd"], None)
+    champion = harness.champion()
+    previous = ctx.registry.alias("elec2", "previous_champion")
+    promote_or_reject(ctx, evaluation, first["usd"], None)
+    assert harness.champion() == champion == first["version"]
+    assert ctx.registry.alias("elec2", "previous_champion") == previous
+    rows = [a for a in ctx.ledger.audit("elec2") if a["run_id"] == "retried-run"]
+    assert [a["action"] for a in rows] == ["promote"]
