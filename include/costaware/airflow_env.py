@@ -33,14 +33,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
 
 def apply_airflow_env(settings: Settings) -> None:
     """Point this process's Airflow at costaware's state (call before importing airflow)."""
-    for key, value in airflow_env(settings).items():
-        if (
-            key.startswith("AIRFLOW__DATABASE")
-            and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in os.environ
-            and os.environ.get("COSTAWARE_KEEP_AIRFLOW_DB")
-        ):
-            continue
-        os.environ[key] = value
+    os.environ.update(airflow_env(settings))
 
 
 def ensure_airflow_db(settings: Settings, quiet: bool = True) -> None:
