@@ -43,6 +43,20 @@ def _ctx(model: str) -> Any:
     return StepContext.for_model(model, run_id=context["run_id"], actor=actor)
 
 
+def _run_params() -> Any:
+    """The trigger form's values, validated by the library; bad input fails without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from costaware.config import RunParams
+    from costaware.errors import ConfigError
+
+    context = get_current_context()
+    try:
+        return RunParams.parse({**context["params"], **(context["dag_run"].conf or {})})
+    except ConfigError as exc:
+        raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the input
+
+
 def build_retrain_dag(cfg: ModelConfig) -> Any:
     model = cfg.name
 
@@ -85,18 +99,9 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
     def retrain() -> None:
         @task.short_circuit
         def collect_batch() -> dict[str, Any] | None:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from costaware.config import RunParams
-            from costaware.errors import ConfigError
             from costaware.pipeline import collect_batch as step
 
-            context = get_current_context()
-            try:
-                params = RunParams.parse({**context["params"], **(context["dag_run"].conf or {})})
-            except ConfigError as exc:
-                raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the input
-            found = step(_ctx(model), params.batch)
+            found = step(_ctx(model), _run_params().batch)
             return found["batch"]  # None: nothing waiting, the rest of the run is skipped
 
         @task
@@ -137,11 +142,9 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             perf: dict[str, Any],
             cost: dict[str, Any],
         ) -> dict[str, Any]:
-            from costaware.config import RunParams
             from costaware.pipeline import cost_checkpoint as step
 
-            context = get_current_context()
-            p = RunParams.parse({**context["params"], **(context["dag_run"].conf or {})})
+            p = _run_params()
             return step(
                 _ctx(model),
                 validated,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
-from pathlib import Path
 from typing import Any
 
 from costaware import data
 from costaware.context import StepContext
-from costaware.errors import NotEnoughData, RegistryError
-from costaware.pipeline import BORN_TAG, POINTS_TAG, REFERENCE_TAG, champion_version
+from costaware.errors import NotEnoughData
+from costaware.pipeline import BORN_TAG, POINTS_TAG, REFERENCE_TAG, champion_version, run_clock
 from costaware.registry import CHALLENGER
 
 log = logging.getLogger(__name__)
@@ -72,11 +70,7 @@ def train_challenger(ctx: StepContext, batch_id: str, usage_time: str | None) ->
         t.instance_type, t.region, prices, t.spot, t.billing_overhead_minutes, t.timeout_minutes
     )
     result = backend.submit(job)
-    when = (
-        dt.datetime.fromisoformat(usage_time)
-        if usage_time
-        else dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    )
+    when = run_clock(usage_time)
     tags = {
         "model": cfg.tags.model,
         "team": cfg.tags.team,
@@ -268,7 +262,7 @@ def promote_or_reject(
         from_v = prev if prev != version else None
     else:
         from_v = old
-    when = dt.datetime.fromisoformat(usage_time) if usage_time else None
+    when = run_clock(usage_time)
     metrics = {
         k: evaluation.get(k)
         for k in (
@@ -335,15 +329,12 @@ def promote_or_reject(
 
 def rollback(ctx: StepContext, to_version: str | None = None, reason: str = "") -> dict[str, Any]:
     """champion ← the previous champion (or a named version), with an audit row."""
-    if ctx.ledger.audit(ctx.model) and any(
+    if any(
         a["run_id"] == ctx.run_id and a["action"] == "rollback" for a in ctx.ledger.audit(ctx.model)
-    ):
+    ):  # a retried task: move nothing twice
         current = ctx.registry.alias(ctx.model, "champion")
         return {"from": None, "to": current, "note": "already rolled back by this run"}
-    try:
-        old, new = ctx.registry.rollback(ctx.model, to_version)
-    except RegistryError:
-        raise
+    old, new = ctx.registry.rollback(ctx.model, to_version)
     ctx.ledger.record_audit(
         model=ctx.model,
         action="rollback",
@@ -357,7 +348,3 @@ def rollback(ctx: StepContext, to_version: str | None = None, reason: str = "") 
     )
     log.info("%s: ROLLBACK champion v%s → v%s by %s", ctx.model, old, new, ctx.actor)
     return {"from": old, "to": new}
-
-
-def reports_index(ctx: StepContext, batch_id: str) -> Path:
-    return Path(ctx.report_dir(batch_id)) / "index.html"

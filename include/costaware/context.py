@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from costaware.config import ModelConfig, get_model
@@ -17,7 +17,6 @@ class StepContext:
     settings: Settings
     run_id: str = "manual"
     actor: str = "costaware"
-    _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_model(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def validate_batch(ctx: StepContext, batch: dict[str, Any]) -> dict[str, Any]:
     dest = data.accept_batch(ctx.settings, ref, frame)
     start, end = data.time_bounds(frame)
     report = Path(ctx.report_dir(ref.batch_id)) / "validation.json"
-    report.write_text(__import__("json").dumps(outcome.as_dict(with_gx=True), default=str))
+    report.write_text(json.dumps(outcome.as_dict(with_gx=True), default=str))
     ctx.ledger.record_batch(
         **row,
         path=str(dest),
@@ -244,13 +245,13 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     return out
 
 
+def run_clock(iso: str | None) -> dt.datetime:
+    """The clock of a run is its batch's newest event; the wall clock when there is none."""
+    return dt.datetime.fromisoformat(iso) if iso else dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def data_time(validated: dict[str, Any]) -> dt.datetime:
-    """The clock of a run is its batch's newest event (the wall clock for live data)."""
-    return (
-        dt.datetime.fromisoformat(validated["end"])
-        if validated.get("end")
-        else dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    )
+    return run_clock(validated.get("end"))
 
 
 def estimate_cost(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]:

@@ -105,6 +105,7 @@ def decide(
         "hours since last retrain": (
             None if i.hours_since_last_retrain is None else round(i.hours_since_last_retrain, 1)
         ),
+        "validation": i.validation_status,
         "drift share": round(i.drift_share, 3),
         "drifted columns": ", ".join(i.drifted_columns) or "none",
         "labelled rows": i.labelled_rows,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from costaware.config import ModelConfig
 from costaware.data import ID_COLUMN, TIME_COLUMN
+from costaware.errors import ConfigError
 from costaware.settings import Settings
 
 if TYPE_CHECKING:
@@ -162,17 +163,17 @@ def replay(
     from costaware.context import StepContext
 
     settings = settings or Settings.from_env()
-    apply_airflow_env(settings)
-    ensure_airflow_db(settings)
-    ctx = StepContext.for_model(model, settings=settings)
+    ctx = StepContext.for_model(model, settings=settings)  # unknown model: fail fast
     cfg = ctx.cfg
     frame = load_source(cfg, settings.project_root)
     parts = list(split_batches(cfg, frame))
-    if start + batches > len(parts):
-        raise ValueError(
+    if batches < 1 or start < 0 or start + batches > len(parts):
+        raise ConfigError(
             f"{model} has {len(parts)} batches of {cfg.data.batch_rows} rows; "
             f"asked for {batches} from {start}"
         )
+    apply_airflow_env(settings)
+    ensure_airflow_db(settings)
     dag = _load_dag(settings, model)
     summary = ReplaySummary(model, reports=str(settings.reports(model)))
     log_file = settings.home / "logs" / f"replay_{model}.log"

@@ -33,6 +33,17 @@ def _fmt(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
+def _final_outcome(action: str, decision: dict[str, Any], outcome: dict[str, Any]) -> str:
+    """What became of the run, in the words the ledger's ``outcome`` column uses."""
+    if outcome.get("action") == "promote":
+        return "promoted"
+    if outcome.get("action") == "reject":
+        return "rejected"
+    if decision.get("dry_run"):
+        return "dry_run"
+    return {"skip": "skipped", "approve": "not approved"}.get(action, "trained")
+
+
 def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
     """Write ``reports/<model>/<batch>/index.html`` + ``summary.json``; finish the ledger row."""
     validated = results.get("validated") or {}
@@ -43,11 +54,7 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
     evaluation = results.get("evaluation") or {}
     drift = results.get("drift") or {}
     action = decision.get("action", "none")
-    final = (
-        (outcome.get("action") and {"promote": "promoted", "reject": "rejected"}[outcome["action"]])
-        or ("dry_run" if decision.get("dry_run") else None)
-        or {"skip": "skipped", "approve": "not approved"}.get(action, "trained")
-    )
+    final = _final_outcome(action, decision, outcome)
     if decision:
         row = ctx.ledger.decision(ctx.model, ctx.run_id)
         if row is not None and row["outcome"] != final:

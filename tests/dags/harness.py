@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from costaware.context import StepContext
@@ -17,9 +16,8 @@ WEEKS = factories.batches("elec2")
 class Harness:
     """Runs weeks of Elec2 through the DAG in one private state folder."""
 
-    def __init__(self, settings: Settings, models_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.models_dir = models_dir
         self.dag = _load_dag(settings, "elec2")
         self.cfg = factories.model("elec2")
 
