@@ -111,7 +111,7 @@ def run_case(case: str, kind: str, rows: int) -> dict:
         import scipy.spatial  # noqa: F401
         import scipy.stats  # noqa: F401
 
-        import costaware.drift  # noqa: F401
+        import costaware.batches.drift  # noqa: F401
     t0 = time.perf_counter()
     if name == "numpy":
         numpy_floor(ref, cur, cat)
@@ -128,7 +128,7 @@ def run_case(case: str, kind: str, rows: int) -> dict:
             reference_data=Dataset.from_pandas(ref, data_definition=dd),
         )
     elif name in ("evidently", "costaware"):
-        from costaware.drift import measure_drift
+        from costaware.batches.drift import measure_drift
 
         method = arg if arg in THRESHOLDS else None
         cfg = model_cfg(list(ref.columns), cat, method)

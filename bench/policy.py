@@ -7,8 +7,8 @@
 Total cost = misclassifications + κ × batch rows × retrains (+ the probes' compute, priced
 the same way), for κ ∈ {0.005, 0.02, 0.05, 0.2}; in dollars, a retrain costs what the model's
 price settings say (expected runtime + billing overhead × the static spot price) and κ sets
-what a misclassification is worth. The costaware policy is ``costaware.gain`` +
-``costaware.policy.decide`` — the code the DAG runs — fed by the same simulation as every
+what a misclassification is worth. The costaware policy is ``costaware.decide.gain`` +
+``costaware.decide.policy.decide`` — the code the DAG runs — fed by the same simulation as every
 other policy. See bench/README.md for the results and how to read them.
 """
 
@@ -40,16 +40,16 @@ from policy_sim import (  # noqa: E402
     simulate,
 )
 
+from costaware.batches.drift import measure_drift  # noqa: E402
 from costaware.config import get_model  # noqa: E402
 from costaware.costs.prices import StaticPriceSource  # noqa: E402
-from costaware.drift import measure_drift  # noqa: E402
-from costaware.gain import (  # noqa: E402
+from costaware.decide.gain import (  # noqa: E402
     PROBE_AGES,
     estimate_gain_probe,
     regret_curve,
     regret_se,
 )
-from costaware.policy import CheckpointInputs, decide  # noqa: E402
+from costaware.decide.policy import CheckpointInputs, decide  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KAPPAS = (0.005, 0.02, 0.05, 0.2)
@@ -141,7 +141,8 @@ def costaware_policy(
 
 
 def drift_retrains(stream: Stream) -> list[int]:
-    """Retrain whenever costaware.drift (Evidently) says dataset drift vs the training window.
+    """Retrain whenever costaware.batches.drift (Evidently) says dataset drift vs the
+    training window.
     Depends on the features only, so it is simulated once per data set."""
     s0, born, out = stream.first_step, stream.first_step, []
     for t in range(s0 + 1, stream.n):

@@ -7,7 +7,7 @@ Step ``t`` is the arrival of batch ``t``. Before predicting it, a policy may ret
 misclassifications of the model born at ``s`` on batch ``t`` (for every ``s ≤ t``), so every
 policy, the oracle and the probe are lookups into the same matrix: a probe at step ``t`` is the
 model born at ``t - d`` (trained without the newest labelled batch) scored on that batch,
-which is exactly what ``costaware.gain.probe_gain`` gets from the pipeline.
+which is exactly what ``costaware.decide.gain.probe_gain`` gets from the pipeline.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from costaware.app.replay import load_source, split_batches
 from costaware.config import CostPolicy, ModelConfig
-from costaware.replay import load_source, split_batches
 
 
 @dataclass
@@ -72,9 +72,9 @@ def load_stream(cfg: ModelConfig, root: Path, max_batches: int | None = None) ->
 
 
 def fit_model(stream: Stream, s: int, seed: int, rounds: int) -> object:
-    """``costaware.gain.fit_probe``: the config's own XGBoost parameters, fewer rounds, one
+    """``costaware.decide.gain.fit_probe``: the config's own XGBoost parameters, fewer rounds, one
     thread (every model of the bench is a probe-sized model, retrains included)."""
-    from costaware.gain import fit_probe
+    from costaware.decide.gain import fit_probe
 
     lo, hi = stream.window(s)
     x = np.concatenate(stream.x[lo : hi + 1])

@@ -27,20 +27,16 @@ import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
+from costaware.app.dag_defaults import model_dag_kwargs
 from costaware.config import ModelConfig, load_all
-from costaware.dag_defaults import model_dag_kwargs
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
 
 
 def _ctx(model: str) -> Any:
-    from costaware.context import StepContext
+    from costaware.app.airflow_glue import step_context
 
-    context = get_current_context()
-    dag_run = context["dag_run"]
-    run_type = getattr(dag_run, "run_type", "run")
-    actor = f"airflow:{dag_run.dag_id}/{getattr(run_type, 'value', run_type)}"
-    return StepContext.for_model(model, run_id=context["run_id"], actor=actor)
+    return step_context(model, get_current_context())
 
 
 def _run_params() -> Any:
@@ -99,7 +95,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
     def retrain() -> None:
         @task.short_circuit
         def collect_batch() -> dict[str, Any] | None:
-            from costaware.pipeline import collect_batch as step
+            from costaware.steps.intake import collect_batch as step
 
             found = step(_ctx(model), _run_params().batch)
             return found["batch"]  # None: nothing waiting, the rest of the run is skipped
@@ -109,7 +105,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             from airflow.sdk.exceptions import AirflowFailException
 
             from costaware.errors import ValidationFailed
-            from costaware.pipeline import validate_batch as step
+            from costaware.steps.intake import validate_batch as step
 
             try:
                 return step(_ctx(model), batch)
@@ -119,19 +115,19 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
 
         @task
         def measure_drift(validated: dict[str, Any]) -> dict[str, Any]:
-            from costaware.pipeline import measure_drift as step
+            from costaware.steps.measure import measure_drift as step
 
             return step(_ctx(model), validated)
 
         @task
         def measure_performance(validated: dict[str, Any]) -> dict[str, Any]:
-            from costaware.pipeline import measure_performance as step
+            from costaware.steps.measure import measure_performance as step
 
             return step(_ctx(model))
 
         @task
         def estimate_cost(validated: dict[str, Any]) -> dict[str, Any]:
-            from costaware.pipeline import estimate_cost as step
+            from costaware.steps.checkpoint import estimate_cost as step
 
             return step(_ctx(model), validated)
 
@@ -142,7 +138,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             perf: dict[str, Any],
             cost: dict[str, Any],
         ) -> dict[str, Any]:
-            from costaware.pipeline import cost_checkpoint as step
+            from costaware.steps.checkpoint import cost_checkpoint as step
 
             p = _run_params()
             return step(
@@ -173,17 +169,17 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         def train_challenger(validated: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from costaware.champion import train_challenger as step
+            from costaware.steps.train import train_challenger as step
 
             answer = get_current_context()["ti"].xcom_pull(task_ids="approve_retrain") or {}
             approved = "Approve" in (answer.get("chosen_options") or [])
             if not (decision["train"] or approved):
                 raise AirflowSkipException(f"not retraining: {decision['reason']}")
-            return step(_ctx(model), validated["batch_id"], decision.get("data_time"))
+            return step(_ctx(model), validated["batch_id"])
 
         @task
         def evaluate_challenger(trained: dict[str, Any]) -> dict[str, Any]:
-            from costaware.champion import evaluate_challenger as step
+            from costaware.steps.evaluate import evaluate_challenger as step
 
             return step(_ctx(model), trained["version"])
 
@@ -191,9 +187,9 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         def promote_or_reject(
             evaluation: dict[str, Any], trained: dict[str, Any], decision: dict[str, Any]
         ) -> dict[str, Any]:
-            from costaware.champion import promote_or_reject as step
+            from costaware.steps.promote import promote_or_reject as step
 
-            return step(_ctx(model), evaluation, trained.get("usd", 0.0), decision.get("data_time"))
+            return step(_ctx(model), evaluation)
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def publish_report(
@@ -203,7 +199,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             cost: dict[str, Any],
             decision: dict[str, Any],
         ) -> dict[str, Any]:
-            from costaware.report import publish_report as step
+            from costaware.steps.report import publish_report as step
 
             ti = get_current_context()["ti"]
             results = {

@@ -13,8 +13,8 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from costaware.app.dag_defaults import model_dag_kwargs
 from costaware.config import ModelConfig, load_all
-from costaware.dag_defaults import model_dag_kwargs
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
 
@@ -43,14 +43,12 @@ def build_rollback_dag(cfg: ModelConfig) -> Any:
     def rollback() -> None:
         @task
         def rollback_champion() -> dict[str, Any]:
-            from costaware.champion import rollback as step
-            from costaware.context import StepContext
+            from costaware.app.airflow_glue import step_context
+            from costaware.steps.promote import rollback as step
 
             context = get_current_context()
             params = context["params"]
-            ctx = StepContext.for_model(
-                model, run_id=context["run_id"], actor=f"airflow:rollback_{model}"
-            )
+            ctx = step_context(model, context, actor=f"airflow:rollback_{model}")
             return step(ctx, params.get("target_version") or None, params.get("reason") or "")
 
         rollback_champion()

@@ -56,9 +56,9 @@ def finops_showback() -> None:
     @task
     def showback_report() -> dict[str, Any]:
         from costaware.costs import make_cost_source
-        from costaware.ledger import Ledger
+        from costaware.costs.showback import load_charges, render_text, summarize, write_report
         from costaware.settings import Settings
-        from costaware.showback import load_charges, render_text, summarize, write_report
+        from costaware.store.ledger import Ledger
 
         ctx = get_current_context()
         params = ctx["params"]
@@ -81,12 +81,12 @@ def finops_showback() -> None:
     def budget_alerts() -> list[dict[str, Any]]:
         from airflow.sdk import Variable
 
-        from costaware.budgets import alert, model_budget
         from costaware.config import load_all
         from costaware.costs import make_cost_source
+        from costaware.costs.budgets import alert, model_budget
         from costaware.errors import CostSourceError
-        from costaware.ledger import Ledger
         from costaware.settings import Settings
+        from costaware.store.ledger import Ledger
 
         today = (get_current_context().get("data_interval_end") or pendulum.now("UTC")).date()
         settings = Settings.from_env()

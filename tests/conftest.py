@@ -55,10 +55,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     url = request.getfixturevalue("pg_url")
     # Each test gets empty tables.
-    from costaware.ledger import metadata
+    from costaware.store.ledger import drop_all
 
     engine = sa.create_engine(url)
-    metadata.drop_all(engine)
+    drop_all(engine)
     engine.dispose()
     return url
 
@@ -71,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
     reads its configuration once, at first import."""
     import tempfile
 
-    from costaware.airflow_env import apply_airflow_env
+    from costaware.app.airflow_env import apply_airflow_env
 
     global _AIRFLOW_STATE
     _AIRFLOW_STATE = make_settings(Path(tempfile.mkdtemp(prefix="costaware-airflow-")))
@@ -81,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     """Airflow's metadata DB for the session, created once with `airflow db migrate`."""
-    from costaware.airflow_env import ensure_airflow_db
+    from costaware.app.airflow_env import ensure_airflow_db
 
     assert _AIRFLOW_STATE is not None
     ensure_airflow_db(_AIRFLOW_STATE)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from costaware.app.replay import load_source, split_batches
 from costaware.config import ModelConfig, get_model
-from costaware.replay import load_source, split_batches
 
 from .conftest import ROOT
 

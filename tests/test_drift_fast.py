@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from costaware.batches.drift import measure_drift
+from costaware.batches.drift_fast import column_score, wasserstein_exact
 from costaware.config import ModelConfig
-from costaware.drift import measure_drift
-from costaware.drift_fast import column_score, wasserstein_exact
 
 ROWS = 50_000
 

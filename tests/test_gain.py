@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from costaware.gain import (
+from costaware.decide.gain import (
     cycle_gain,
     estimate_gain_probe,
     regret_curve,

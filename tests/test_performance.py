@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from costaware.performance import bootstrap_se, metric_points, paired_bootstrap
+from costaware.decide.performance import bootstrap_se, metric_points, paired_bootstrap
 
 
 @pytest.fixture

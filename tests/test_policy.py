@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from costaware.config import CostPolicy
-from costaware.policy import CheckpointInputs, decide
+from costaware.decide.policy import CheckpointInputs, decide
 
 POLICY = CostPolicy(
     max_usd_per_metric_point=0.02,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from costaware.validation import validate_frame
+from costaware.batches.validation import validate_frame
 
 from . import factories
 from .conftest import ROOT

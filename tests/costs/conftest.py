@@ -12,7 +12,7 @@ import requests
 from botocore.config import Config
 from costs_fakes import FakeCloudServer
 
-from costaware.ledger import Ledger
+from costaware.store.ledger import Ledger
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from costs_helpers import NOW, TODAY
 
-from costaware.budgets import BudgetStatus, alert, aws_budgets, model_budget
-from costaware.cli_costs import add_costs_commands
+from costaware.app.cli_costs import add_costs_commands
+from costaware.costs.budgets import BudgetStatus, alert, aws_budgets, model_budget
 from costaware.costs.focus import FocusCostSource
+from costaware.costs.showback import UNTAGGED, load_charges, render_text, summarize, write_report
 from costaware.errors import ConfigError
-from costaware.showback import UNTAGGED, load_charges, render_text, summarize, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 FOCUS = ROOT / "tests" / "fixtures" / "focus" / "costs.csv"
@@ -110,7 +110,7 @@ def test_model_budget_alerts(caplog: pytest.LogCaptureFixture, gcloud: Any) -> N
     assert status.crossed == 0.8 and not status.would_exceed(1.0)
     assert status.would_exceed(50.0 - status.spent_usd + 0.01)
     quiet = BudgetStatus("weather", "2026-11", 100.0, 10.0, "focus")
-    with caplog.at_level(logging.WARNING, logger="costaware.budgets"):
+    with caplog.at_level(logging.WARNING, logger="costaware.costs.budgets"):
         sent = alert([status, quiet], slack_webhook=f"{gcloud.url}/services/T0/B0/x")
     assert len(sent) == 1 and sent[0].startswith(
         "80% alert: budget elec2 2026-11: $43.87 of $50.00"

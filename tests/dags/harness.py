@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from costaware.context import StepContext
-from costaware.replay import _load_dag, land_batch, land_labels, run_dag_once
+from costaware.app.replay import _load_dag, arrival_time, land_batch, land_labels, run_dag_once
 from costaware.settings import Settings
+from costaware.steps.context import StepContext
 
 from .. import factories
 
@@ -31,7 +31,7 @@ class Harness:
             land_batch(self.settings, self.cfg, name, part)
             if i >= 1:
                 land_labels(self.settings, self.cfg, *WEEKS[i - 1])
-        return run_dag_once(self.dag, conf)
+        return run_dag_once(self.dag, conf, logical_date=arrival_time(self.cfg, part))
 
     def run(self, conf: dict[str, Any] | None = None) -> str:
         return run_dag_once(self.dag, conf)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from costaware.replay import land_batch
+from costaware.app.replay import land_batch
 
 from ..conftest import make_settings
 from .harness import WEEKS, Harness
@@ -105,8 +105,10 @@ def test_bad_batch_is_quarantined(harness: Harness, case: str) -> None:
 def test_retried_tasks_are_idempotent(harness: Harness) -> None:
     """A task retried by Airflow (same run id) must not register a second model version,
     record a second cost or audit row, or move an alias twice."""
-    from costaware.champion import evaluate_challenger, promote_or_reject, train_challenger
-    from costaware.context import StepContext
+    from costaware.steps.context import StepContext
+    from costaware.steps.evaluate import evaluate_challenger
+    from costaware.steps.promote import promote_or_reject
+    from costaware.steps.train import train_challenger
 
     ctx = StepContext.for_model("elec2", run_id="retried-run", actor="test")
     batch = WEEKS[3][0]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from costaware.context import StepContext
 from costaware.settings import Settings
+from costaware.steps.context import StepContext
 
 from ..conftest import ROOT, make_settings
 from .harness import WEEKS, Harness
@@ -26,9 +26,11 @@ def harness(request, airflow_home, tmp_path_factory) -> Harness:
     mp = pytest.MonkeyPatch()
     mp.setenv("COSTAWARE_HOME", str(home))
     if db:
-        from costaware.ledger import Ledger, metadata
+        import sqlalchemy as sa
 
-        metadata.drop_all(Ledger(db).engine)
+        from costaware.store.ledger import drop_all
+
+        drop_all(sa.create_engine(db))
         mp.setenv("COSTAWARE_DB_URL", db)
     else:
         mp.delenv("COSTAWARE_DB_URL", raising=False)
@@ -129,7 +131,7 @@ def test_invalid_run_parameters_are_rejected(harness: Harness) -> None:
 
 
 def test_rollback_dag_restores_previous_champion(harness: Harness) -> None:
-    from costaware.champion import rollback
+    from costaware.steps.promote import rollback
 
     reg = harness.ctx.registry
     champ, prev = reg.alias("elec2", "champion"), reg.alias("elec2", "previous_champion")

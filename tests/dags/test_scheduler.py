@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from costaware.airflow_env import airflow_env, ensure_airflow_db
-from costaware.ledger import Ledger
-from costaware.replay import land_batch
+from costaware.app.airflow_env import airflow_env, ensure_airflow_db
+from costaware.app.replay import land_batch
+from costaware.store.ledger import Ledger
 
 from ..conftest import make_settings
 from .harness import WEEKS

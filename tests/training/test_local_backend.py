@@ -12,9 +12,9 @@ import pytest
 from costaware.config import SpotSpec
 from costaware.costs.prices import StaticPriceSource
 from costaware.errors import UnknownBackendError
-from costaware.scoring import load_model_file, score
-from costaware.training import TrainingJob, get_backend
-from costaware.training.local import LocalBackend
+from costaware.models.scoring import load_model_file, score
+from costaware.models.training import TrainingJob, get_backend
+from costaware.models.training.local import LocalBackend
 
 from .. import factories
 

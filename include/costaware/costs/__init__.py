@@ -7,7 +7,7 @@ from typing import Any
 
 from costaware.costs.base import CostEstimate, CostRecord, CostSource, Price, PriceSource
 from costaware.errors import UnknownBackendError
-from costaware.ledger import Ledger
+from costaware.store.ledger import Ledger
 
 
 def _ledger_source(ledger: Ledger, options: dict[str, Any]) -> CostSource:

@@ -13,7 +13,7 @@ from typing import Any
 
 from costaware.costs.base import CostSource, PriceSource
 from costaware.errors import ConfigError
-from costaware.ledger import Ledger
+from costaware.store.ledger import Ledger
 
 
 def _check(kind: str, options: dict[str, Any], allowed: set[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from costaware.ledger import Ledger
+from costaware.store.ledger import Ledger
 
 cache_metadata = sa.MetaData()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from costaware.costs.base import CostRecord
-from costaware.ledger import Ledger
+from costaware.store.ledger import Ledger
 
 
 class LedgerCostSource:

@@ -55,7 +55,7 @@ def regret_curve(
 ) -> list[float | None]:
     """Regret (metric points) of models of age 1..len(older_scores) on one labelled batch:
     the fresh probe's points minus each older probe's points (``None`` where no probe)."""
-    from costaware.performance import metric_points
+    from costaware.decide.performance import metric_points
 
     fresh = metric_points(y, probe_score, metric)
     return [None if s is None else fresh - metric_points(y, s, metric) for s in older_scores]
@@ -76,7 +76,7 @@ def regret_se(
     It is what separates a real regret from luck: ~2 points on 336 rows, ~8 on 30."""
     import numpy as np
 
-    from costaware.performance import _points_rows
+    from costaware.decide.performance import _points_rows
 
     y_arr = np.asarray(y, dtype=float)
     fresh = np.asarray(probe_score, dtype=float)

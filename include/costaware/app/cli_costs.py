@@ -45,10 +45,10 @@ def add_costs_commands(subparsers: Any) -> None:
 
 def run_costs(args: argparse.Namespace) -> int:
     from costaware.costs import make_cost_source
+    from costaware.costs.showback import load_charges, render_text, summarize, write_report
     from costaware.errors import ConfigError
-    from costaware.ledger import Ledger
     from costaware.settings import Settings
-    from costaware.showback import load_charges, render_text, summarize, write_report
+    from costaware.store.ledger import Ledger
 
     if args.end <= args.start:
         raise ConfigError(f"--to {args.end} must be after --from {args.start}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from costaware.ledger import Ledger
+from costaware.store.ledger import Ledger
 
 
 def test_decisions_upsert_by_run(db_url: str) -> None:

@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from costaware.context import StepContext
+from costaware.faults import step_points
+from costaware.steps.context import StepContext
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def _final_outcome(action: str, decision: dict[str, Any], outcome: dict[str, Any
     return {"skip": "skipped", "approve": "not approved"}.get(action, "trained")
 
 
+@step_points
 def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
     """Write ``reports/<model>/<batch>/index.html`` + ``summary.json``; finish the ledger row."""
     validated = results.get("validated") or {}

@@ -1,4 +1,4 @@
-"""The training worker: ``python -m costaware.training.worker JOB.json``.
+"""The training worker: ``python -m costaware.models.training.worker JOB.json``.
 
 Trains in fixed chunks of rounds and checkpoints after each one. Chunk ``i`` always uses
 seed ``job.seed + i`` and starts from the booster of chunk ``i-1``, so a run interrupted and
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from costaware.training.base import TrainingJob
+from costaware.models.training.base import TrainingJob
 
 CHECKPOINT = "checkpoint"
 PROGRESS = "progress.json"

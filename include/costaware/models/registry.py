@@ -15,6 +15,9 @@ from costaware.errors import RegistryError
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 RUN_KEY_TAG = "costaware.run_key"
+REFERENCE_TAG = "costaware.reference_path"  # the training data: the drift reference
+POINTS_TAG = "costaware.reference_points"
+BORN_TAG = "costaware.born_batch"  # the batch whose run trained the version
 log = logging.getLogger(__name__)
 
 
@@ -86,7 +89,7 @@ class Registry:
             return existing
         import mlflow
 
-        from costaware.scoring import load_model_file
+        from costaware.models.scoring import load_model_file
 
         self.client  # noqa: B018 - configures mlflow's URIs
         obj = load_model_file(model_path)

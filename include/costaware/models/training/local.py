@@ -22,8 +22,8 @@ from pathlib import Path
 from costaware.config import SpotSpec
 from costaware.costs.base import Capacity, PriceSource
 from costaware.errors import TrainingError
-from costaware.training.base import Attempt, TrainingJob, TrainingResult
-from costaware.training.worker import _progress, model_file, n_chunks
+from costaware.models.training.base import Attempt, TrainingJob, TrainingResult
+from costaware.models.training.worker import _progress, model_file, n_chunks
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class LocalBackend:
             env["COSTAWARE_SIM_RECLAIM_AFTER_CHUNK"] = str(stop_after)
         with (workdir / "worker.log").open("a") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "costaware.training.worker", str(job_file)],
+                [sys.executable, "-m", "costaware.models.training.worker", str(job_file)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -11,7 +11,7 @@ from costaware.errors import CostawareError
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from costaware.replay import replay
+    from costaware.app.replay import replay
 
     summary = replay(
         args.model,
@@ -29,8 +29,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_rollback(args: argparse.Namespace) -> int:
     import getpass
 
-    from costaware.champion import rollback
-    from costaware.context import StepContext
+    from costaware.steps.context import StepContext
+    from costaware.steps.promote import rollback
 
     ctx = StepContext.for_model(
         args.model, run_id=f"cli-rollback-{_now()}", actor=f"cli:{getpass.getuser()}"
@@ -47,8 +47,8 @@ def _now() -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from costaware.context import StepContext
-    from costaware.registry import CHALLENGER, CHAMPION, PREVIOUS
+    from costaware.models.registry import CHALLENGER, CHAMPION, PREVIOUS
+    from costaware.steps.context import StepContext
 
     ctx = StepContext.for_model(args.model)
     reg = ctx.registry
@@ -70,9 +70,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_suites(args: argparse.Namespace) -> int:
+    from costaware.batches.validation import write_suite
     from costaware.config import load_all
     from costaware.settings import Settings
-    from costaware.validation import write_suite
 
     s = Settings.from_env()
     for cfg in load_all(s.models_dir).values():
@@ -94,7 +94,7 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
     import os
     import shutil
 
-    from costaware.airflow_env import airflow_env, ensure_airflow_db
+    from costaware.app.airflow_env import airflow_env, ensure_airflow_db
     from costaware.settings import Settings
 
     settings = Settings.from_env()
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     af = sub.add_parser("airflow", help="run an airflow command on costaware's state")
     af.add_argument("args", nargs=argparse.REMAINDER, help="e.g. standalone, dags list")
     af.set_defaults(func=_cmd_airflow)
-    from costaware.cli_costs import add_costs_commands
+    from costaware.app.cli_costs import add_costs_commands
 
     add_costs_commands(sub)
     return p

@@ -96,7 +96,7 @@ def measure_drift(
     columns whose method has a fast path with ``drift_fast`` (the rest with Evidently);
     ``"auto"`` is ``"fast"`` from ``FAST_MIN_ROWS`` rows on.
     """
-    from costaware.drift_fast import FAST_METHODS, column_score
+    from costaware.batches.drift_fast import FAST_METHODS, column_score
 
     if engine not in ("auto", "fast", "evidently"):
         raise ValueError(f"unknown drift engine {engine!r}; allowed: ['auto', 'evidently', 'fast']")

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from costaware.batches.data import ID_COLUMN, TIME_COLUMN
 from costaware.config import ModelConfig
-from costaware.data import ID_COLUMN, TIME_COLUMN
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from costaware.errors import UnknownBackendError
-from costaware.training.base import Attempt, TrainingBackend, TrainingJob, TrainingResult
+from costaware.models.training.base import Attempt, TrainingBackend, TrainingJob, TrainingResult
 
 
 def _local() -> type:
-    from costaware.training.local import LocalBackend
+    from costaware.models.training.local import LocalBackend
 
     return LocalBackend
 

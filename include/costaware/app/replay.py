@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from costaware.batches.data import ID_COLUMN, TIME_COLUMN
 from costaware.config import ModelConfig
-from costaware.data import ID_COLUMN, TIME_COLUMN
 from costaware.errors import ConfigError
 from costaware.settings import Settings
 
@@ -139,14 +139,27 @@ def _load_dag(settings: Settings, model: str) -> Any:
     return getattr(module, f"retrain_{model}")
 
 
-def run_dag_once(dag: Any, conf: dict[str, Any] | None = None) -> str:
+def run_dag_once(dag: Any, conf: dict[str, Any] | None = None, logical_date: Any = None) -> str:
     """One ``dag.test()`` run; returns the run's final state.
 
     Every parameter is passed explicitly: ``dag.test(run_conf=...)`` leaves the values of one
-    run in the DAG object's params, where the next run in this process would read them."""
+    run in the DAG object's params, where the next run in this process would read them.
+    ``logical_date`` is the run's clock (budgets, cooldowns, cost dates): a replay passes the
+    time its batch arrives, so a replayed year spends a year's budgets."""
     defaults = {k: dag.params[k] for k in dag.params.keys()}
-    dr = dag.test(run_conf={**defaults, **(conf or {})})
+    extra = {} if logical_date is None else {"logical_date": logical_date}
+    dr = dag.test(run_conf={**defaults, **(conf or {})}, **extra)
     return str(getattr(dr.state, "value", dr.state))
+
+
+def arrival_time(cfg: ModelConfig, part: pd.DataFrame) -> Any:
+    """When a replayed batch lands: one time step after its newest row, in UTC."""
+    import pandas as pd
+
+    end = pd.Timestamp(part[TIME_COLUMN].max()) + pd.tseries.frequencies.to_offset(
+        cfg.data.time.freq
+    )
+    return (end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")).to_pydatetime()
 
 
 def replay(
@@ -159,8 +172,8 @@ def replay(
 ) -> ReplaySummary:
     from tqdm import tqdm
 
-    from costaware.airflow_env import apply_airflow_env, ensure_airflow_db
-    from costaware.context import StepContext
+    from costaware.app.airflow_env import apply_airflow_env, ensure_airflow_db
+    from costaware.steps.context import StepContext
 
     settings = settings or Settings.from_env()
     ctx = StepContext.for_model(model, settings=settings)  # unknown model: fail fast
@@ -193,7 +206,7 @@ def replay(
                 land_labels(settings, cfg, lname, lpart)
             t = time.monotonic()
             with _captured(logf, quiet):
-                state = run_dag_once(dag)
+                state = run_dag_once(dag, logical_date=arrival_time(cfg, part))
             summary.rows.append(_week_row(ctx, i, name, state, time.monotonic() - t))
             last = summary.rows[-1]
             bar.set_postfix_str(f"{last.action}/{last.outcome} champion v{last.champion}")
@@ -224,7 +237,7 @@ def _captured(logf: Any, quiet: bool) -> Iterator[None]:
 
 
 def _week_row(ctx: Any, i: int, name: str, state: str, seconds: float) -> WeekRow:
-    from costaware.registry import CHAMPION
+    from costaware.models.registry import CHAMPION
 
     decision = ctx.ledger.decision_for_batch(ctx.model, name)
     batch = ctx.ledger.batch(ctx.model, name)

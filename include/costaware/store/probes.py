@@ -26,7 +26,7 @@ class ProbeStore:
     def fit_or_load(self, batch_id: str, x: Any, y: Any, params: dict[str, Any]) -> Any:
         import xgboost as xgb
 
-        from costaware.gain import fit_probe
+        from costaware.decide.gain import fit_probe
 
         path = self._path(batch_id)
         if path.exists():

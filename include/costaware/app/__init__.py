@@ -1,0 +1,1 @@
+"""Entry points: the CLI, the replay, and the glue that points Airflow at costaware's state."""

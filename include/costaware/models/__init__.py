@@ -1,0 +1,1 @@
+"""Models: training backends, scoring and the MLflow registry (versions and aliases)."""

@@ -1,0 +1,143 @@
+"""Measurements before the checkpoint: drift of the batch, the champion's metric and the
+expected gain of a retrain."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from costaware.batches import data
+from costaware.errors import NotEnoughData
+from costaware.faults import step_points
+from costaware.models.registry import BORN_TAG, REFERENCE_TAG
+from costaware.steps.context import StepContext
+
+log = logging.getLogger(__name__)
+
+
+@step_points
+def measure_drift(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]:
+    """Evidently drift of the batch's features and champion scores vs its training data."""
+    import pandas as pd
+
+    from costaware.batches.drift import SCORE_COLUMN
+    from costaware.batches.drift import measure_drift as run_drift
+    from costaware.models.scoring import score
+
+    version = ctx.champion()
+    if version is None:
+        return {
+            "skipped": "no champion yet: nothing to compare with",
+            "drift_share": 0.0,
+            "drifted_columns": [],
+        }
+    tags = ctx.registry.version_tags(ctx.model, version)
+    reference = pd.read_parquet(tags[REFERENCE_TAG])
+    current = pd.read_parquet(validated["path"])
+    current[SCORE_COLUMN] = score(
+        ctx.registry.load(ctx.model, version), current, ctx.cfg.feature_names
+    )
+    html = Path(ctx.report_dir(validated["batch_id"])) / "drift.html"
+    result = run_drift(reference, current, ctx.cfg, report_path=html)
+    summary = result.as_dict()
+    summary["champion_version"] = version
+    lines = ["  " + c.line() for c in result.all_columns()]
+    log.info(
+        "drift of %s vs champion v%s's training data (%d vs %d rows):\n%s",
+        validated["batch_id"],
+        version,
+        result.current_rows,
+        result.reference_rows,
+        "\n".join(lines),
+    )
+    return summary
+
+
+@step_points
+def measure_performance(ctx: StepContext) -> dict[str, Any]:
+    """The champion's metric on the newest labelled window, and the expected gain of a
+    retrain from the probe regret curve (``gain.estimate_gain_probe``, as in bench/policy.py)."""
+    from costaware.decide.gain import PROBE_AGES, estimate_gain_probe, regret_curve, regret_se
+    from costaware.decide.performance import bootstrap_se, metric_points
+    from costaware.models.scoring import score
+    from costaware.store.probes import ProbeStore, probe_scores
+
+    cfg = ctx.cfg
+    labelled = data.labelled_frame(ctx.settings, cfg)
+    out: dict[str, Any] = {"labelled_rows": len(labelled), "champion_version": None}
+    try:
+        windows = data.split_windows(labelled, cfg)
+    except NotEnoughData as exc:
+        out.update(windows=None, train_rows=0, note=str(exc))
+        return out
+    train = labelled[labelled["batch_id"].isin(windows.train_batches)]
+    hold = labelled[labelled["batch_id"].isin(windows.holdout_batches)]
+    out.update(windows=windows.as_dict(), train_rows=len(train), holdout_rows=len(hold))
+    y = (hold[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
+    feats = cfg.feature_names
+
+    # The probe: what a retrain on today's training window would score on the newest batch,
+    # against the probes of earlier runs on the same rows (the regret of older models).
+    order = list(dict.fromkeys(labelled["batch_id"]))
+    store = ProbeStore(ctx.settings.home / "data" / ctx.model / "probes")
+    newest = order[-1]
+    y_train = (train[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
+    probe = store.fit_or_load(newest, train[feats].to_numpy(), y_train, dict(cfg.training.params))
+    probe_s = probe_scores(probe, hold, feats)
+    older = [probe_scores(b, hold, feats) for b in store.older(order, PROBE_AGES)]
+    seed = cfg.evaluation.seed
+    curves = store.save(newest, regret_curve(y, probe_s, older, cfg.metric))
+    curve_se = store.save(newest, regret_se(y, probe_s, older, cfg.metric, seed=seed), "se")
+    store.prune(order, PROBE_AGES + 1)
+    probe_points = metric_points(y, probe_s, cfg.metric)
+    out.update(probe_points=probe_points, probe_curve=curves[-1])
+
+    version = ctx.champion()
+    if version is None:
+        return out
+    s = score(ctx.registry.load(ctx.model, version), hold, feats)
+    points = metric_points(y, s, cfg.metric)
+    se = bootstrap_se(y, s, cfg.metric, seed=cfg.evaluation.seed)
+    born = ctx.registry.version_tags(ctx.model, version).get(BORN_TAG)
+    accepted = data.accepted_batch_ids(ctx.settings, ctx.model)
+    age = sum(b > born for b in accepted) if born else PROBE_AGES
+    # The champion's regret, its sampling error, and the same for the batches it served
+    # before (pooled by the estimator, so one noisy batch does not decide).
+    regret = probe_points - points
+    regret_err = regret_se(y, probe_s, [s], cfg.metric, seed=seed)[0]
+    served = store.series(f"champion-{version}")
+    history = [(v[0], v[1]) for k, v in sorted(served.items()) if k != newest and v[0] is not None]
+    store.save(newest, [regret, regret_err], f"champion-{version}")
+    gain = estimate_gain_probe(
+        curves,
+        age,
+        regret,
+        curve_se=curve_se,
+        champion_se=regret_err,
+        champion_history=history,
+        rows=len(y),
+        extend=True,
+    )
+    out.update(
+        champion_version=version,
+        metric=cfg.metric,
+        champion_points=points,
+        champion_se=se,
+        champion_age_batches=age,
+        gain=gain.as_dict(),
+    )
+    log.info(
+        "champion v%s (age %d batches): %s %.2f ± %.2f pts on %s (%d rows); a fresh probe "
+        "scores %.2f → %s",
+        version,
+        age,
+        cfg.metric,
+        points,
+        se,
+        windows.holdout_batches,
+        len(hold),
+        probe_points,
+        gain.basis,
+    )
+    return out

@@ -1,0 +1,158 @@
+"""Train a challenger on the training window (never the held-out one) and register it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from costaware.batches import data
+from costaware.errors import NotEnoughData
+from costaware.faults import step_points
+from costaware.models.registry import BORN_TAG, CHALLENGER, REFERENCE_TAG
+from costaware.steps.context import StepContext
+
+log = logging.getLogger(__name__)
+
+
+def run_key(ctx: StepContext, batch_id: str) -> str:
+    return f"{ctx.model}/{batch_id}/{ctx.run_id}"
+
+
+def _labelled_windows(ctx: StepContext) -> tuple[Any, data.Windows]:
+    labelled = data.labelled_frame(ctx.settings, ctx.cfg)
+    return labelled, data.split_windows(labelled, ctx.cfg)
+
+
+def _y(ctx: StepContext, frame: Any) -> Any:
+    return (frame[ctx.cfg.target.name] == ctx.cfg.target.positive).astype(int)
+
+
+@step_points
+def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
+    """Train on the training window (never the held-out one) and register a challenger."""
+    from costaware.batches.drift import SCORE_COLUMN
+    from costaware.costs import make_price_source
+    from costaware.models.scoring import load_model_file, score
+    from costaware.models.training import TrainingJob, get_backend
+
+    cfg, t = ctx.cfg, ctx.cfg.training
+    key = run_key(ctx, batch_id)
+    existing = ctx.registry.find_version(ctx.model, key)
+    if existing is not None:  # a retried task: the model of this run is already registered
+        log.info("challenger v%s already registered for %s; not training again", existing, key)
+        return {"version": existing, "reused": True, **_cost_of(ctx)}
+    labelled, windows = _labelled_windows(ctx)
+    train = labelled[labelled["batch_id"].isin(windows.train_batches)].copy()
+    train[cfg.target.name] = _y(ctx, train)
+    if len(train) < t.min_train_rows:
+        raise NotEnoughData(f"{ctx.model}: {len(train)} training rows < {t.min_train_rows}")
+    job_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+    workdir = ctx.settings.work(ctx.model) / job_id
+    workdir.mkdir(parents=True, exist_ok=True)
+    train_path = workdir / "train.parquet"
+    train.to_parquet(train_path, index=False)
+    job = TrainingJob(
+        job_id=job_id,
+        algorithm=t.algorithm,
+        train_path=str(train_path),
+        features=cfg.feature_names,
+        target=cfg.target.name,
+        params=t.params,
+        num_boost_round=t.num_boost_round,
+        chunk_rounds=t.chunk_rounds,
+        seed=cfg.evaluation.seed,
+        workdir=str(workdir),
+    )
+    prices = make_price_source(
+        cfg.cost_policy.price_source, ctx.ledger, cfg.cost_policy.price_source_options
+    )
+    backend = get_backend(t.backend)(
+        t.instance_type, t.region, prices, t.spot, t.billing_overhead_minutes, t.timeout_minutes
+    )
+    result = backend.submit(job)
+    when = ctx.clock
+    tags = {
+        "model": cfg.tags.model,
+        "team": cfg.tags.team,
+        "env": cfg.tags.env,
+        "purpose": "retrain",
+    }
+    ctx.ledger.record_cost(
+        model=ctx.model,
+        run_id=ctx.run_id,
+        purpose="retrain",
+        usd=result.usd,
+        capacity=result.capacity,
+        instance_type=result.instance_type,
+        runtime_s=result.billed_s,
+        interruptions=result.interruptions,
+        price_source=result.price_source,
+        usage_date=when,
+        tags=tags,
+    )
+    # The training data and the new model's scores on it are the drift reference.
+    model_obj = load_model_file(result.model_path)
+    reference = train[cfg.feature_names].copy()
+    reference[SCORE_COLUMN] = score(model_obj, train, cfg.feature_names)
+    ref_dir = ctx.settings.home / "data" / ctx.model / "reference"
+    ref_dir.mkdir(parents=True, exist_ok=True)
+    ref_path = ref_dir / f"{job_id}.parquet"
+    reference.to_parquet(ref_path, index=False)
+    version = ctx.registry.register(
+        ctx.model,
+        result.model_path,
+        t.algorithm,
+        key,
+        params={
+            **t.params,
+            "num_boost_round": t.num_boost_round,
+            "train_batches": ",".join(windows.train_batches),
+        },
+        metrics={
+            "train_rows": float(len(train)),
+            "usd": result.usd,
+            "interruptions": float(result.interruptions),
+        },
+        tags={
+            "costaware.algorithm": t.algorithm,
+            REFERENCE_TAG: str(ref_path),
+            BORN_TAG: batch_id,
+            "costaware.train_batches": ",".join(windows.train_batches),
+            "costaware.holdout_batches": ",".join(windows.holdout_batches),
+            **tags,
+        },
+    )
+    ctx.registry.set_alias(ctx.model, CHALLENGER, version)
+    attempts = " → ".join(f"{a.capacity}{'✗' if a.interrupted else '✓'}" for a in result.attempts)
+    log.info(
+        "challenger v%s of %s: %d rows from %s; attempts %s; $%.4f (%s)",
+        version,
+        ctx.model,
+        len(train),
+        windows.train_batches,
+        attempts,
+        result.usd,
+        result.price_source,
+    )
+    return {
+        "version": version,
+        "reused": False,
+        "train_rows": len(train),
+        "train_batches": windows.train_batches,
+        "usd": result.usd,
+        "capacity": result.capacity,
+        "interruptions": result.interruptions,
+        "runtime_s": result.runtime_s,
+        "attempts": attempts,
+    }
+
+
+def _cost_of(ctx: StepContext) -> dict[str, Any]:
+    rows = [
+        r for r in ctx.ledger.costs(model=ctx.model, purpose="retrain") if r["run_id"] == ctx.run_id
+    ]
+    if not rows:
+        return {"usd": 0.0}
+    r = rows[0]
+    return {"usd": r["usd"], "capacity": r["capacity"], "interruptions": r["interruptions"]}

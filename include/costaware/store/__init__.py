@@ -1,0 +1,1 @@
+"""Where state is kept: the ledger (SQL + Alembic migrations) and the probe store."""
