@@ -44,5 +44,15 @@ class RegistryError(CostawareError):
     """The model registry is missing a model, version or alias."""
 
 
+class RegistryUnavailable(CostawareError):
+    """The model registry could not answer (down, slow, refused). Retryable: it never means
+    "no champion" — only the registry's own "does not exist" answer means that."""
+
+
+class ChampionMoved(RegistryError):
+    """The champion is no longer the version an operation was decided against (a rollback or
+    another run moved it): the alias move is refused rather than applied to a stale state."""
+
+
 class CostSourceError(CostawareError):
     """A cost or price source could not answer."""

@@ -112,21 +112,24 @@ def test_retried_tasks_are_idempotent(harness: Harness) -> None:
 
     ctx = StepContext.for_model("elec2", run_id="retried-run", actor="test")
     batch = WEEKS[3][0]
-    first = train_challenger(ctx, batch, None)
-    again = train_challenger(ctx, batch, None)
+    first = train_challenger(ctx, batch)
+    costs = ctx.ledger.run_costs("elec2", "retried-run")
+    again = train_challenger(ctx, batch)
     assert again["version"] == first["version"] and again["reused"] is True
     assert harness.versions().count(first["version"]) == 1
-    costs = [c for c in ctx.ledger.costs(model="elec2") if c["run_id"] == "retried-run"]
-    assert len(costs) == 1
+    # One row per attempt, each priced, and the retry added none.
+    assert costs and all(c["usd"] > 0 and c["status"] == "final" for c in costs)
+    assert ctx.ledger.run_costs("elec2", "retried-run") == costs
+    assert again["usd"] == first["usd"] == sum(c["usd"] for c in costs)
     evaluation = {
         **evaluate_challenger(ctx, first["version"]),
         "verdict": "promote",
         "reason": "test: forced verdict",
     }
-    promote_or_reject(ctx, evaluation, first["usd"], None)
+    promote_or_reject(ctx, evaluation)
     champion = harness.champion()
     previous = ctx.registry.alias("elec2", "previous_champion")
-    promote_or_reject(ctx, evaluation, first["usd"], None)
+    promote_or_reject(ctx, evaluation)
     assert harness.champion() == champion == first["version"]
     assert ctx.registry.alias("elec2", "previous_champion") == previous
     rows = [a for a in ctx.ledger.audit("elec2") if a["run_id"] == "retried-run"]

@@ -79,7 +79,7 @@ class WeekRow:
     outcome: str
     champion: str | None
     champion_points: float | None
-    usd: float
+    usd: float | None  # None: some attempt's cost is unknown
     seconds: float
 
 
@@ -100,7 +100,8 @@ class ReplaySummary:
             "skips": sum(r.action == "skip" for r in self.rows),
             "approvals needed": sum(r.action == "approve" for r in self.rows),
             "quarantined": sum(r.state == "quarantined" for r in self.rows),
-            "retraining $": round(sum(r.usd for r in self.rows), 4),
+            "retraining $": _money(sum(r.usd for r in self.rows if r.usd is not None))
+            + _unknown(sum(r.usd is None for r in self.rows)),
         }
 
     def table(self) -> str:
@@ -114,7 +115,8 @@ class ReplaySummary:
             lines.append(
                 f"{r.index:>3}  {r.batch:<16} {r.state:<8} {r.action:<8} "
                 f"{r.outcome:<18} {('v' + r.champion) if r.champion else '-':<8} "
-                f"{pts:>7} {r.usd:>8.4f} {r.seconds:>5.1f}"
+                f"{pts:>7} {'unknown' if r.usd is None else f'{r.usd:.4f}':>8} "
+                f"{r.seconds:>5.1f}"
             )
         c = self.counts()
         lines.append("-" * len(head))
@@ -126,6 +128,14 @@ class ReplaySummary:
         lines.append(f"reports: {self.reports}")
         lines.append(f"task logs: {self.log_file}")
         return "\n".join(lines)
+
+
+def _money(usd: float) -> str:
+    return f"{usd:.4f}"
+
+
+def _unknown(runs: int) -> str:
+    return f" + {runs} run(s) of unknown cost" if runs else ""
 
 
 def _load_dag(settings: Settings, model: str) -> Any:
@@ -242,13 +252,12 @@ def _week_row(ctx: Any, i: int, name: str, state: str, seconds: float) -> WeekRo
     decision = ctx.ledger.decision_for_batch(ctx.model, name)
     batch = ctx.ledger.batch(ctx.model, name)
     quarantined = batch is not None and batch["status"] == "quarantined"
-    usd = 0.0
+    usd: float | None = 0.0  # a run that trained nothing spent nothing
     if decision is not None:
-        usd = sum(
-            r["usd"]
-            for r in ctx.ledger.costs(model=ctx.model, purpose="retrain")
-            if r["run_id"] == decision["run_id"]
-        )
+        from costaware.steps.train import run_spend
+
+        spend = run_spend(ctx.ledger, ctx.model, decision["run_id"])
+        usd = spend["usd"] if spend["usd_known"] or spend["unknown_attempts"] else 0.0
     points = None
     if decision is not None:
         points = (decision["details"] or {}).get("champion_points")

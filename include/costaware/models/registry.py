@@ -2,6 +2,11 @@
 
 Registration is idempotent by run key (a model-version tag), so a retried Airflow task
 finds the version it already registered instead of creating a second one.
+
+Absent is not error: only MLflow's own ``RESOURCE_DOES_NOT_EXIST`` answer means "no such
+model"; any other failure (server down, timeout, a locked store) raises
+``RegistryUnavailable`` and the task fails (Airflow retries it). Alias moves are
+compare-and-set (``move_champion``): they name the champion they expect to replace.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from costaware.errors import RegistryError
+from costaware import faults
+from costaware.errors import ChampionMoved, RegistryError, RegistryUnavailable
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 RUN_KEY_TAG = "costaware.run_key"
@@ -28,6 +34,18 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _does_not_exist(exc: BaseException) -> bool:
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _unavailable(what: str, exc: BaseException) -> RegistryUnavailable:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return RegistryUnavailable(
+        f"the model registry could not answer {what}: {type(exc).__name__}: {first} "
+        "(nothing was changed; the task can be retried once the registry is reachable)"
+    )
+
+
 class Registry:
     def __init__(self, tracking_uri: str, artifact_root: str | Path) -> None:
         self.tracking_uri = tracking_uri
@@ -38,17 +56,23 @@ class Registry:
     def client(self) -> Any:
         if self._client is None:
             _quiet_mlflow()
-            import mlflow
             from mlflow import MlflowClient
 
             if self.tracking_uri.startswith("sqlite:///"):
                 Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
                     parents=True, exist_ok=True
                 )
-            mlflow.set_tracking_uri(self.tracking_uri)
-            mlflow.set_registry_uri(self.tracking_uri)
             self._client = MlflowClient(self.tracking_uri, self.tracking_uri)
+        self._activate()
         return self._client
+
+    def _activate(self) -> None:
+        """Point MLflow's process-wide (fluent) API at this registry: ``start_run``,
+        ``log_model`` and ``load_model`` use it, and another Registry may have moved it."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
 
     def _experiment(self, model: str) -> str:
         name = f"costaware/{model}"
@@ -63,14 +87,18 @@ class Registry:
         )
 
     def find_version(self, model: str, run_key: str) -> str | None:
-        try:
-            versions = self.client.search_model_versions(f"name='{model}'")
-        except Exception:
-            return None
-        for v in versions:
+        for v in self._search_versions(model):
             if v.tags.get(RUN_KEY_TAG) == run_key:
                 return str(v.version)
         return None
+
+    def _search_versions(self, model: str) -> list[Any]:
+        try:
+            return list(self.client.search_model_versions(f"name='{model}'"))
+        except Exception as exc:
+            if _does_not_exist(exc):
+                return []
+            raise _unavailable(f"which versions {model!r} has", exc) from exc
 
     def register(
         self,
@@ -91,7 +119,7 @@ class Registry:
 
         from costaware.models.scoring import load_model_file
 
-        self.client  # noqa: B018 - configures mlflow's URIs
+        self.client  # noqa: B018 - points mlflow's fluent API here
         obj = load_model_file(model_path)
         reqs = _requirements(algorithm)
         with mlflow.start_run(experiment_id=self._experiment(model), run_name=run_key[:200]) as run:
@@ -103,61 +131,122 @@ class Registry:
             else:
                 info = mlflow.sklearn.log_model(obj, name="model", pip_requirements=reqs)
             run_id = run.info.run_id
-        try:
-            self.client.get_registered_model(model)
-        except Exception:
-            self.client.create_registered_model(model, tags={"costaware": "true"})
+        if self._registered_model(model) is None:
+            try:
+                self.client.create_registered_model(model, tags={"costaware": "true"})
+            except Exception as exc:  # another worker may have created it just now
+                if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                    raise _unavailable(f"creating the registered model {model!r}", exc) from exc
+        faults.point("train_challenger.model_logged")
+        # A tracking server checks that a models:/ source names its logged model (MLflow 3).
         mv = self.client.create_model_version(
-            model, info.model_uri, run_id=run_id, tags={**tags, RUN_KEY_TAG: run_key}
+            model,
+            info.model_uri,
+            run_id=run_id,
+            tags={**tags, RUN_KEY_TAG: run_key},
+            model_id=info.model_id,
         )
         return str(mv.version)
 
-    def alias(self, model: str, alias: str) -> str | None:
+    def _registered_model(self, model: str) -> Any | None:
         try:
-            return str(self.client.get_model_version_by_alias(model, alias).version)
-        except Exception:
-            return None
+            return self.client.get_registered_model(model)
+        except Exception as exc:
+            if _does_not_exist(exc):
+                return None
+            raise _unavailable(f"about model {model!r}", exc) from exc
+
+    def aliases(self, model: str) -> dict[str, str]:
+        """Every alias of ``model`` → its version; empty when the model does not exist."""
+        found = self._registered_model(model)
+        return {} if found is None else {str(k): str(v) for k, v in found.aliases.items()}
+
+    def alias(self, model: str, alias: str) -> str | None:
+        """The version behind ``alias``; None only when the registry says it is not set."""
+        return self.aliases(model).get(alias)
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
-        self.client.set_registered_model_alias(model, alias, str(version))
+        try:
+            self.client.set_registered_model_alias(model, alias, str(version))
+        except Exception as exc:
+            raise _unavailable(f"setting {alias}={version} on {model!r}", exc) from exc
 
     def delete_alias(self, model: str, alias: str) -> None:
         try:
             self.client.delete_registered_model_alias(model, alias)
-        except Exception:
-            log.debug("alias %s of %s was not set", alias, model)
+        except Exception as exc:
+            if not _does_not_exist(exc) and alias in self.aliases(model):
+                raise _unavailable(f"removing {alias} from {model!r}", exc) from exc
+
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        """Call the MLflow client: "does not exist" → RegistryError, any other failure →
+        RegistryUnavailable (retryable)."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if _does_not_exist(exc):
+                raise RegistryError(f"the model registry has no {what}") from exc
+            raise _unavailable(what, exc) from exc
 
     def version_tags(self, model: str, version: str) -> dict[str, str]:
-        return dict(self.client.get_model_version(model, str(version)).tags)
+        mv = self._call(
+            f"version {version} of {model!r}", self.client.get_model_version, model, str(version)
+        )
+        return dict(mv.tags)
 
     def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
-        self.client.set_model_version_tag(model, str(version), key, value)
+        self._call(
+            f"version {version} of {model!r}",
+            self.client.set_model_version_tag,
+            model,
+            str(version),
+            key,
+            value,
+        )
 
     def versions(self, model: str) -> list[str]:
-        try:
-            found = self.client.search_model_versions(f"name='{model}'")
-        except Exception:
-            return []
-        return sorted((str(v.version) for v in found), key=int)
+        return sorted((str(v.version) for v in self._search_versions(model)), key=int)
 
-    def promote(self, model: str, version: str) -> str | None:
-        """champion ← version; previous_champion ← the old champion. Returns the old one."""
-        old = self.alias(model, CHAMPION)
-        if old == str(version):
-            return old  # already done (a retried task): move nothing twice
-        if old is not None:
-            self.set_alias(model, PREVIOUS, old)
-        self.set_alias(model, CHAMPION, version)
+    def move_champion(self, model: str, expected: str | None, target: str) -> str | None:
+        """champion ← ``target``, previous_champion ← ``expected``, only if the champion is still
+        ``expected`` (None: no champion yet). Hold ``Ledger.model_lock(model)`` around it.
+
+        Safe to repeat: when an earlier try already moved the aliases (champion is ``target``
+        and previous_champion is ``expected``), nothing moves again. Any other champion raises
+        ``ChampionMoved``. Returns ``expected``."""
+        target = str(target)
+        aliases = self.aliases(model)
+        current, previous = aliases.get(CHAMPION), aliases.get(PREVIOUS)
+        if current == target and (expected is None or previous == expected):
+            return expected  # done by an earlier try of this operation
+        if current != expected:
+            raise ChampionMoved(
+                f"{model}: refusing to make v{target} champion: the decision was made against "
+                f"champion {_v(expected)}, but the champion is now {_v(current)} "
+                f"(previous_champion {_v(previous)}); a rollback or another run moved it. "
+                "Trigger a new run to evaluate against the current champion."
+            )
+        if expected is not None:
+            self.set_alias(model, PREVIOUS, expected)
+        faults.point("move_champion.previous_set")
+        self.set_alias(model, CHAMPION, target)
+        return expected
+
+    def promote(self, model: str, version: str, expected: str | None) -> str | None:
+        """champion ← ``version`` if the champion is still ``expected``; the challenger alias
+        is cleared once it is the champion. Returns the old champion."""
+        old = self.move_champion(model, expected, version)
         if self.alias(model, CHALLENGER) == str(version):
             self.delete_alias(model, CHALLENGER)
         return old
 
-    def rollback(self, model: str, to_version: str | None = None) -> tuple[str, str]:
-        """champion ← ``to_version`` (default: previous_champion). Returns (from, to)."""
-        current = self.alias(model, CHAMPION)
+    def rollback_target(self, model: str, to_version: str | None = None) -> tuple[str, str]:
+        """(current champion, the version a rollback would make champion), checked."""
+        aliases = self.aliases(model)
+        current = aliases.get(CHAMPION)
         if current is None:
             raise RegistryError(f"model {model!r} has no champion to roll back from")
-        target = to_version or self.alias(model, PREVIOUS)
+        target = to_version or aliases.get(PREVIOUS)
         if target is None:
             raise RegistryError(
                 f"model {model!r} has no previous_champion; name a version to roll back to "
@@ -170,8 +259,6 @@ class Registry:
             )
         if str(target) == current:
             raise RegistryError(f"version {target} of {model!r} is already the champion")
-        self.set_alias(model, CHAMPION, str(target))
-        self.set_alias(model, PREVIOUS, current)
         return current, str(target)
 
     def load(self, model: str, version: str) -> Any:
@@ -180,9 +267,12 @@ class Registry:
         self.client  # noqa: B018
         uri = f"models:/{model}/{version}"
         flavor = self.version_tags(model, version).get("costaware.algorithm", "xgboost")
-        if flavor == "xgboost":
-            return mlflow.xgboost.load_model(uri)
-        return mlflow.sklearn.load_model(uri)
+        loader = mlflow.xgboost.load_model if flavor == "xgboost" else mlflow.sklearn.load_model
+        return self._call(f"model files of version {version} of {model!r}", loader, uri)
+
+
+def _v(version: str | None) -> str:
+    return "none" if version is None else f"v{version}"
 
 
 def _requirements(algorithm: str) -> list[str]:

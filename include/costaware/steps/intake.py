@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from costaware import faults
 from costaware.batches import data
 from costaware.errors import BatchError, ValidationFailed
 from costaware.faults import step_points
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 @step_points
 def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
     """Take in labels that arrived and pick the batch to process (None: nothing to do)."""
-    labels = data.ingest_labels(ctx.settings, ctx.model)
+    labels = data.ingest_labels(ctx.settings, ctx.cfg, ctx.ledger, ctx.run_id)
     ref = data.find_batch(ctx.settings, ctx.model, batch)
     if ref is None:
         log.info(
@@ -49,10 +50,18 @@ def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
 
 @step_points
 def validate_batch(ctx: StepContext, batch: dict[str, Any]) -> dict[str, Any]:
-    """Great Expectations on the batch. A failing batch goes to quarantine and this raises."""
+    """Great Expectations on the batch. A failing batch goes to quarantine and this raises.
+
+    The order makes a retry at any point converge to one state: the batch is written where it
+    goes (accepted data, or a byte-identical copy in quarantine) and its report saved, then the
+    ledger records it, and only then is the landing file removed. A retry of the same run that
+    finds its own ledger row finishes that outcome instead of validating again."""
     from costaware.batches.validation import unreadable, validate_frame
 
     ref = data.BatchRef(**batch)
+    seen = ctx.ledger.batch(ctx.model, ref.batch_id)
+    if seen is not None and seen["run_id"] == ctx.run_id and seen["sha256"] == ref.sha256:
+        return _finish_recorded(ctx, ref, seen)
     frame = None
     try:
         frame = data.read_frame(ref.path)
@@ -71,32 +80,20 @@ def validate_batch(ctx: StepContext, batch: dict[str, Any]) -> dict[str, Any]:
     )
     if outcome.status == "fail":
         folder = data.quarantine_batch(ctx.settings, ref, outcome.as_dict(with_gx=True))
+        faults.point("validate_batch.quarantine_copied")
         ctx.ledger.record_batch(
             **row,
             path=str(folder),
             status="quarantined",
             report_path=str(folder / "validation.json"),
         )
-        raise ValidationFailed(
-            f"batch {ref.batch_id} of {ctx.model} failed validation and was moved to "
-            f"{folder} (original file kept there with validation.json); nothing was trained "
-            f"and the champion is unchanged.\n{outcome.summary()}",
-            quarantine_path=str(folder),
-        )
+        return _finish_recorded(ctx, ref, ctx.ledger.batch(ctx.model, ref.batch_id))
     assert frame is not None
     dest = data.accept_batch(ctx.settings, ref, frame)
+    faults.point("validate_batch.accepted_written")
     start, end = data.time_bounds(frame)
     report = Path(ctx.report_dir(ref.batch_id)) / "validation.json"
-    report.write_text(json.dumps(outcome.as_dict(with_gx=True), default=str))
-    ctx.ledger.record_batch(
-        **row,
-        path=str(dest),
-        status="warned" if outcome.warnings else "accepted",
-        report_path=str(report),
-        start_ts=start,
-        end_ts=end,
-    )
-    return {
+    result = {
         "batch_id": ref.batch_id,
         "path": str(dest),
         "rows": len(frame),
@@ -106,3 +103,41 @@ def validate_batch(ctx: StepContext, batch: dict[str, Any]) -> dict[str, Any]:
         "start": start.isoformat() if start else None,
         "end": end.isoformat() if end else None,
     }
+    data.write_json_atomic(report, {**outcome.as_dict(with_gx=True), "result": result})
+    ctx.ledger.record_batch(
+        **row,
+        path=str(dest),
+        status="warned" if outcome.warnings else "accepted",
+        report_path=str(report),
+        start_ts=start,
+        end_ts=end,
+    )
+    faults.point("validate_batch.recorded")
+    data.remove_from_landing(ref)
+    return result
+
+
+def _finish_recorded(ctx: StepContext, ref: data.BatchRef, row: Any) -> dict[str, Any]:
+    """Complete an outcome the ledger has recorded: remove the landing file, then return the
+    accepted batch's summary or raise for a quarantined one."""
+    if row["status"] == "quarantined":
+        folder = Path(row["path"])
+        if not (folder / Path(ref.path).name).exists():  # copied before it was recorded
+            data.quarantine_batch(ctx.settings, ref, _report(row))
+        faults.point("validate_batch.quarantine_recorded")
+        data.remove_from_landing(ref)
+        raise ValidationFailed(
+            f"batch {ref.batch_id} of {ctx.model} failed validation and was moved to "
+            f"{folder} (original file kept there with validation.json); nothing was trained "
+            f"and the champion is unchanged.\n{row['message']}",
+            quarantine_path=str(folder),
+        )
+    data.remove_from_landing(ref)
+    log.info(
+        "%s: batch %s was recorded as %s by an earlier try", ctx.model, ref.batch_id, row["status"]
+    )
+    return dict(_report(row)["result"])
+
+
+def _report(row: Any) -> dict[str, Any]:
+    return dict(json.loads(Path(row["report_path"]).read_text()))

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from costaware import faults
 from costaware.batches import data
 from costaware.errors import NotEnoughData
 from costaware.faults import step_points
@@ -61,10 +62,10 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     from costaware.decide.gain import PROBE_AGES, estimate_gain_probe, regret_curve, regret_se
     from costaware.decide.performance import bootstrap_se, metric_points
     from costaware.models.scoring import score
-    from costaware.store.probes import ProbeStore, probe_scores
+    from costaware.store.probes import ProbeStore, in_order, probe_scores
 
     cfg = ctx.cfg
-    labelled = data.labelled_frame(ctx.settings, cfg)
+    labelled = data.labelled_frame(ctx.settings, cfg, ctx.ledger)
     out: dict[str, Any] = {"labelled_rows": len(labelled), "champion_version": None}
     try:
         windows = data.split_windows(labelled, cfg)
@@ -84,11 +85,15 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     newest = order[-1]
     y_train = (train[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
     probe = store.fit_or_load(newest, train[feats].to_numpy(), y_train, dict(cfg.training.params))
+    faults.point("measure_performance.probe_saved")
     probe_s = probe_scores(probe, hold, feats)
     older = [probe_scores(b, hold, feats) for b in store.older(order, PROBE_AGES)]
     seed = cfg.evaluation.seed
-    curves = store.save(newest, regret_curve(y, probe_s, older, cfg.metric))
-    curve_se = store.save(newest, regret_se(y, probe_s, older, cfg.metric, seed=seed), "se")
+    curves = store.save(newest, regret_curve(y, probe_s, older, cfg.metric), order=order)
+    faults.point("measure_performance.curves_saved")
+    curve_se = store.save(
+        newest, regret_se(y, probe_s, older, cfg.metric, seed=seed), "se", order=order
+    )
     store.prune(order, PROBE_AGES + 1)
     probe_points = metric_points(y, probe_s, cfg.metric)
     out.update(probe_points=probe_points, probe_curve=curves[-1])
@@ -100,15 +105,20 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     points = metric_points(y, s, cfg.metric)
     se = bootstrap_se(y, s, cfg.metric, seed=cfg.evaluation.seed)
     born = ctx.registry.version_tags(ctx.model, version).get(BORN_TAG)
-    accepted = data.accepted_batch_ids(ctx.settings, ctx.model)
-    age = sum(b > born for b in accepted) if born else PROBE_AGES
+    # Age in batches served, counted in event-time order (never by comparing batch names).
+    accepted = data.accepted_batch_ids(ctx.settings, ctx.ledger, ctx.model)
+    age = len(accepted) - 1 - accepted.index(born) if born in accepted else PROBE_AGES
     # The champion's regret, its sampling error, and the same for the batches it served
     # before (pooled by the estimator, so one noisy batch does not decide).
     regret = probe_points - points
     regret_err = regret_se(y, probe_s, [s], cfg.metric, seed=seed)[0]
     served = store.series(f"champion-{version}")
-    history = [(v[0], v[1]) for k, v in sorted(served.items()) if k != newest and v[0] is not None]
-    store.save(newest, [regret, regret_err], f"champion-{version}")
+    history: list[tuple[float, float | None]] = []
+    for k in in_order(served, order):
+        past, past_se = served[k][0], served[k][1]
+        if k != newest and past is not None:
+            history.append((float(past), past_se))
+    store.save(newest, [regret, regret_err], f"champion-{version}", order=order)
     gain = estimate_gain_probe(
         curves,
         age,

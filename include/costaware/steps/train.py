@@ -6,6 +6,7 @@ import hashlib
 import logging
 from typing import Any
 
+from costaware import faults
 from costaware.batches import data
 from costaware.errors import NotEnoughData
 from costaware.faults import step_points
@@ -20,7 +21,7 @@ def run_key(ctx: StepContext, batch_id: str) -> str:
 
 
 def _labelled_windows(ctx: StepContext) -> tuple[Any, data.Windows]:
-    labelled = data.labelled_frame(ctx.settings, ctx.cfg)
+    labelled = data.labelled_frame(ctx.settings, ctx.cfg, ctx.ledger)
     return labelled, data.split_windows(labelled, ctx.cfg)
 
 
@@ -30,7 +31,11 @@ def _y(ctx: StepContext, frame: Any) -> Any:
 
 @step_points
 def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
-    """Train on the training window (never the held-out one) and register a challenger."""
+    """Train on the training window (never the held-out one) and register a challenger.
+
+    Every attempt's cost goes to the ledger as it starts (unknown) and ends (priced), keyed by
+    the job and the attempt's number, so a retried task adds its attempts to the first try's
+    instead of overwriting them, and a failed job's spend is recorded too."""
     from costaware.batches.drift import SCORE_COLUMN
     from costaware.costs import make_price_source
     from costaware.models.scoring import load_model_file, score
@@ -41,7 +46,8 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     existing = ctx.registry.find_version(ctx.model, key)
     if existing is not None:  # a retried task: the model of this run is already registered
         log.info("challenger v%s already registered for %s; not training again", existing, key)
-        return {"version": existing, "reused": True, **_cost_of(ctx)}
+        _mark_challenger(ctx, existing)
+        return {"version": existing, "reused": True, **run_spend(ctx.ledger, ctx.model, ctx.run_id)}
     labelled, windows = _labelled_windows(ctx)
     train = labelled[labelled["batch_id"].isin(windows.train_batches)].copy()
     train[cfg.target.name] = _y(ctx, train)
@@ -51,7 +57,10 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     workdir = ctx.settings.work(ctx.model) / job_id
     workdir.mkdir(parents=True, exist_ok=True)
     train_path = workdir / "train.parquet"
-    train.to_parquet(train_path, index=False)
+    if not train_path.exists():  # a retry keeps the first try's data (a worker may read it)
+        tmp = workdir / "train.parquet.tmp"
+        train.to_parquet(tmp, index=False)
+        tmp.replace(train_path)
     job = TrainingJob(
         job_id=job_id,
         algorithm=t.algorithm,
@@ -70,27 +79,33 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     backend = get_backend(t.backend)(
         t.instance_type, t.region, prices, t.spot, t.billing_overhead_minutes, t.timeout_minutes
     )
-    result = backend.submit(job)
-    when = ctx.clock
     tags = {
         "model": cfg.tags.model,
         "team": cfg.tags.team,
         "env": cfg.tags.env,
         "purpose": "retrain",
     }
-    ctx.ledger.record_cost(
-        model=ctx.model,
-        run_id=ctx.run_id,
-        purpose="retrain",
-        usd=result.usd,
-        capacity=result.capacity,
-        instance_type=result.instance_type,
-        runtime_s=result.billed_s,
-        interruptions=result.interruptions,
-        price_source=result.price_source,
-        usage_date=when,
-        tags=tags,
-    )
+
+    def record(a: Any) -> None:
+        ctx.ledger.record_cost(
+            model=ctx.model,
+            run_id=ctx.run_id,
+            purpose="retrain",
+            attempt=f"{job_id}/{a.number}",
+            usd=a.usd,
+            status=a.status,
+            note=a.note,
+            capacity=a.capacity,
+            instance_type=t.instance_type,
+            runtime_s=a.billed_seconds,
+            interruptions=int(a.interrupted),
+            price_source=getattr(prices, "name", str(cfg.cost_policy.price_source)),
+            usage_date=ctx.clock,
+            tags=tags,
+        )
+
+    result = backend.submit(job, on_attempt=record)
+    faults.point("train_challenger.trained")
     # The training data and the new model's scores on it are the drift reference.
     model_obj = load_model_file(result.model_path)
     reference = train[cfg.feature_names].copy()
@@ -98,7 +113,9 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     ref_dir = ctx.settings.home / "data" / ctx.model / "reference"
     ref_dir.mkdir(parents=True, exist_ok=True)
     ref_path = ref_dir / f"{job_id}.parquet"
-    reference.to_parquet(ref_path, index=False)
+    tmp_ref = ref_dir / f"{job_id}.parquet.tmp"
+    reference.to_parquet(tmp_ref, index=False)
+    tmp_ref.replace(ref_path)
     version = ctx.registry.register(
         ctx.model,
         result.model_path,
@@ -111,7 +128,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         },
         metrics={
             "train_rows": float(len(train)),
-            "usd": result.usd,
+            "usd_known": result.known_usd,
             "interruptions": float(result.interruptions),
         },
         tags={
@@ -123,24 +140,28 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
             **tags,
         },
     )
-    ctx.registry.set_alias(ctx.model, CHALLENGER, version)
-    attempts = " → ".join(f"{a.capacity}{'✗' if a.interrupted else '✓'}" for a in result.attempts)
+    faults.point("train_challenger.registered")
+    _mark_challenger(ctx, version)
+    attempts = " → ".join(
+        f"{a.capacity}{'✗' if a.interrupted else ('?' if a.usd is None else '✓')}"
+        for a in result.attempts
+    )
+    spend = run_spend(ctx.ledger, ctx.model, ctx.run_id)
     log.info(
-        "challenger v%s of %s: %d rows from %s; attempts %s; $%.4f (%s)",
+        "challenger v%s of %s: %d rows from %s; attempts %s; %s",
         version,
         ctx.model,
         len(train),
         windows.train_batches,
         attempts,
-        result.usd,
-        result.price_source,
+        spend["spend"],
     )
     return {
         "version": version,
         "reused": False,
         "train_rows": len(train),
         "train_batches": windows.train_batches,
-        "usd": result.usd,
+        **spend,
         "capacity": result.capacity,
         "interruptions": result.interruptions,
         "runtime_s": result.runtime_s,
@@ -148,11 +169,21 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     }
 
 
-def _cost_of(ctx: StepContext) -> dict[str, Any]:
-    rows = [
-        r for r in ctx.ledger.costs(model=ctx.model, purpose="retrain") if r["run_id"] == ctx.run_id
-    ]
-    if not rows:
-        return {"usd": 0.0}
-    r = rows[0]
-    return {"usd": r["usd"], "capacity": r["capacity"], "interruptions": r["interruptions"]}
+def _mark_challenger(ctx: StepContext, version: str) -> None:
+    if ctx.champion() != version:
+        ctx.registry.set_alias(ctx.model, CHALLENGER, version)
+
+
+def run_spend(ledger: Any, model: str, run_id: str) -> dict[str, Any]:
+    """A run's training spend from the ledger: known dollars, and how many attempts' cost is
+    unknown (``usd`` is None then — never $0)."""
+    rows = ledger.run_costs(model, run_id, "retrain")
+    known = sum(r["usd"] for r in rows if r["usd"] is not None)
+    unknown = sum(r["usd"] is None for r in rows)
+    text = f"${known:.4f}" + (f" + {unknown} attempt(s) of unknown cost" if unknown else "")
+    return {
+        "usd": None if unknown or not rows else known,
+        "usd_known": known,
+        "unknown_attempts": unknown,
+        "spend": text,
+    }

@@ -66,22 +66,34 @@ class ProbeStore:
         return json.loads(f.read_text()) if f.exists() else {}
 
     def save(
-        self, batch_id: str, values: list[float | None], kind: str = "curves"
+        self,
+        batch_id: str,
+        values: list[float | None],
+        kind: str = "curves",
+        order: list[str] | None = None,
     ) -> list[list[float | None]]:
-        """Store this batch's values (replacing a retried run's); return all, oldest first."""
+        """Store this batch's values (replacing a retried run's); return all, oldest first in
+        ``order`` (the labelled batches in event-time order)."""
         data = self.series(kind)
         data[batch_id] = values
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self._series_file(kind).with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(self._series_file(kind))
-        return [data[k] for k in sorted(data)]
+        return [data[k] for k in in_order(data, order or [])]
 
     def prune(self, labelled_batches: list[str], keep: int) -> None:
         wanted = {f"{b}.ubj" for b in labelled_batches[-keep:]}
         for p in self.folder.glob("*.ubj"):
             if p.name not in wanted:
                 p.unlink(missing_ok=True)
+
+
+def in_order(keys: Any, order: list[str]) -> list[str]:
+    """``keys`` in the event-time ``order`` of their batches; keys the order does not know
+    (batches no longer among the labelled ones) come first, as the oldest."""
+    rank = {b: i for i, b in enumerate(order)}
+    return sorted(keys, key=lambda k: (k in rank, rank.get(k, 0), k))
 
 
 def probe_scores(booster: Any | None, frame: Any, features: list[str]) -> np.ndarray | None:

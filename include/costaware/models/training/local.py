@@ -9,7 +9,9 @@ price of its capacity, so the ledger holds what the run would have cost on that 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import os
 import random
@@ -17,15 +19,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from costaware import faults
 from costaware.config import SpotSpec
-from costaware.costs.base import Capacity, PriceSource
+from costaware.costs.base import Capacity, Price, PriceSource
 from costaware.errors import TrainingError
-from costaware.models.training.base import Attempt, TrainingJob, TrainingResult
+from costaware.models.training.base import Attempt, AttemptHook, TrainingJob, TrainingResult
 from costaware.models.training.worker import _progress, model_file, n_chunks
 
 log = logging.getLogger(__name__)
+ATTEMPTS = "attempts.json"  # every attempt of the job, across retries of its task
+PIDFILE = "worker.pid"
 
 
 class LocalBackend:
@@ -69,6 +75,8 @@ class LocalBackend:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
+            (workdir / PIDFILE).write_text(str(proc.pid))
+            faults.point("train_challenger.worker_running")
             deadline = time.monotonic() + self.timeout_minutes * 60
             sent = False
             while proc.poll() is None:
@@ -86,6 +94,7 @@ class LocalBackend:
                     proc.send_signal(signal.SIGTERM)  # the spot reclaim notice
                     sent = True
                 time.sleep(0.02)
+        (workdir / PIDFILE).unlink(missing_ok=True)
         if proc.returncode == 0:
             return True
         if proc.returncode in (143, -signal.SIGTERM):
@@ -95,52 +104,175 @@ class LocalBackend:
             f"worker for job {job.job_id} failed with exit code {proc.returncode}:\n{tail}"
         )
 
-    def submit(self, job: TrainingJob) -> TrainingResult:
+    def submit(self, job: TrainingJob, on_attempt: AttemptHook | None = None) -> TrainingResult:
+        workdir = Path(job.workdir)
         job_file = job.write()
         total = 1 if job.algorithm == "sklearn_logreg" else n_chunks(job)
-        attempts: list[Attempt] = []
         overhead_s = self.billing_overhead_minutes * 60
-        sources = set()
-        for number in range(self.spot.max_interruptions + 2):
-            lost = sum(a.interrupted for a in attempts)
-            use_spot = self.spot.enabled and lost < self.spot.max_interruptions
+        report = on_attempt or (lambda a: None)
+        attempts = _settle_earlier_tries(workdir, job_file, overhead_s, self._price, report)
+        if (workdir / "model.done").exists():  # an earlier try finished training
+            return self._result(job, attempts)
+        while True:
+            spot_losses = sum(a.interrupted for a in attempts)
+            tries = sum(a.status != "lost" for a in attempts)
+            if tries >= self.spot.max_interruptions + 2:
+                raise TrainingError(f"job {job.job_id} did not finish after {tries} attempts")
+            use_spot = self.spot.enabled and spot_losses < self.spot.max_interruptions
             capacity: Capacity = "spot" if use_spot else "on_demand"
-            start = _progress(Path(job.workdir))["chunks_done"]
+            start = _progress(workdir)["chunks_done"]
+            number = len(attempts)
             stop_after = self._interrupt_at(job, number, start, total) if use_spot else None
-            price = self.price_source.price(self.instance_type, self.region, capacity)
-            sources.add(price.source)
-            t0 = time.monotonic()
-            finished = self._run_attempt(job_file, job, stop_after)
-            seconds = time.monotonic() - t0
-            end = _progress(Path(job.workdir))["chunks_done"]
-            billed = overhead_s + seconds
-            attempts.append(
-                Attempt(
-                    capacity,
-                    start,
-                    end,
-                    seconds,
-                    billed,
-                    billed / 3600 * price.usd_per_hour,
-                    not finished,
-                )
+            running = Attempt(
+                capacity,
+                start,
+                start,
+                None,
+                None,
+                None,
+                False,
+                number,
+                "running",
+                started_at=time.time(),
             )
+            attempts.append(running)
+            _save_attempts(workdir, attempts)
+            report(running)
+            t0 = time.monotonic()
+            try:
+                finished = self._run_attempt(job_file, job, stop_after)
+            except TrainingError as exc:
+                # A failed job still ran on a billed instance: price what it used.
+                done = self._priced(running, time.monotonic() - t0, overhead_s, False, workdir)
+                attempts[-1] = dataclasses.replace(done, note=f"failed: {str(exc)[:200]}")
+                _save_attempts(workdir, attempts)
+                report(attempts[-1])
+                raise
+            attempts[-1] = self._priced(
+                running, time.monotonic() - t0, overhead_s, not finished, workdir
+            )
+            _save_attempts(workdir, attempts)
+            report(attempts[-1])
+            a = attempts[-1]
             log.info(
                 "attempt %d on %s: chunks %d→%d of %d, %.1fs, %s",
                 number + 1,
                 capacity,
-                start,
-                end,
+                a.start_chunk,
+                a.end_chunk,
                 total,
-                seconds,
+                a.seconds or 0.0,
                 "finished" if finished else "INTERRUPTED",
             )
             if finished:
-                return TrainingResult(
-                    str(model_file(job)),
-                    job.algorithm,
-                    attempts,
-                    ", ".join(sorted(sources)),
-                    self.instance_type,
-                )
-        raise TrainingError(f"job {job.job_id} did not finish after {len(attempts)} attempts")
+                return self._result(job, attempts)
+
+    def _price(self, capacity: str) -> Price:
+        return self.price_source.price(
+            self.instance_type, self.region, "spot" if capacity == "spot" else "on_demand"
+        )
+
+    def _priced(
+        self, a: Attempt, seconds: float, overhead_s: float, interrupted: bool, workdir: Path
+    ) -> Attempt:
+        """The attempt billed as (start-up overhead + wall time) × the price of ITS capacity."""
+        billed = overhead_s + seconds
+        usd = billed / 3600 * self._price(a.capacity).usd_per_hour
+        end = _progress(workdir)["chunks_done"]
+        return dataclasses.replace(
+            a,
+            end_chunk=end,
+            seconds=seconds,
+            billed_seconds=billed,
+            usd=usd,
+            interrupted=interrupted,
+            status="final",
+        )
+
+    def _result(self, job: TrainingJob, attempts: list[Attempt]) -> TrainingResult:
+        sources = sorted({self._price(a.capacity).source for a in attempts})
+        return TrainingResult(
+            str(model_file(job)), job.algorithm, attempts, ", ".join(sources), self.instance_type
+        )
+
+
+def _load_attempts(workdir: Path) -> list[Attempt]:
+    path = workdir / ATTEMPTS
+    return [Attempt(**a) for a in json.loads(path.read_text())] if path.exists() else []
+
+
+def _save_attempts(workdir: Path, attempts: list[Attempt]) -> None:
+    tmp = workdir / (ATTEMPTS + ".tmp")
+    tmp.write_text(json.dumps([dataclasses.asdict(a) for a in attempts], indent=1))
+    tmp.replace(workdir / ATTEMPTS)
+
+
+def _settle_earlier_tries(
+    workdir: Path,
+    job_file: Path,
+    overhead_s: float,
+    price: Callable[[str], Price],
+    report: AttemptHook,
+) -> list[Attempt]:
+    """The attempts an earlier try of this task recorded. One still ``running`` lost its task
+    process: if its worker outlived it, the worker is stopped now (never two workers on one
+    checkpoint folder) and the attempt is billed up to now; if the worker is gone too, when
+    it stopped is unknown and so is its cost — recorded as unknown, never as $0."""
+    attempts = _load_attempts(workdir)
+    for i, a in enumerate(attempts):
+        if a.status != "running":
+            continue
+        killed_at = _stop_orphan(workdir, job_file)
+        if killed_at is not None and a.started_at is not None:
+            billed = overhead_s + (killed_at - a.started_at)
+            attempts[i] = dataclasses.replace(
+                a,
+                end_chunk=_progress(workdir)["chunks_done"],
+                seconds=killed_at - a.started_at,
+                billed_seconds=billed,
+                usd=billed / 3600 * price(a.capacity).usd_per_hour,
+                status="final",
+                note="its task died; the worker ran on until the retry stopped it",
+            )
+        else:
+            attempts[i] = dataclasses.replace(
+                a,
+                end_chunk=_progress(workdir)["chunks_done"],
+                status="lost",
+                note="its task and worker died at an unknown time: cost unknown",
+            )
+        report(attempts[i])
+    _save_attempts(workdir, attempts)
+    return attempts
+
+
+def _stop_orphan(workdir: Path, job_file: Path) -> float | None:
+    """SIGKILL a worker of this job that is still running; the time it was stopped, or None
+    when there was none."""
+    pidfile = workdir / PIDFILE
+    if not pidfile.exists():
+        return None
+    pid = int(pidfile.read_text() or 0)
+    pidfile.unlink()
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None
+    if str(job_file).encode() not in cmdline:
+        return None  # the pid was reused by another process
+    os.kill(pid, signal.SIGKILL)
+    stopped = time.time()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        if _zombie(pid):
+            break
+        time.sleep(0.02)
+    log.warning("stopped worker pid %d left running by an earlier try of this task", pid)
+    return stopped
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True

@@ -37,6 +37,10 @@ def _save_progress(workdir: Path, chunks_done: int, total: int) -> None:
     tmp.replace(workdir / PROGRESS)
 
 
+def checkpoint_path(workdir: Path, chunks_done: int) -> Path:
+    return workdir / f"{CHECKPOINT}_{chunks_done:05d}"
+
+
 def n_chunks(job: TrainingJob) -> int:
     return -(-job.num_boost_round // job.chunk_rounds)
 
@@ -120,7 +124,7 @@ def run(job: TrainingJob) -> Path:
     signal.signal(signal.SIGTERM, on_term)
     x, y = _load_xy(job)
     done = _progress(workdir)["chunks_done"]
-    state = _load(job, workdir / CHECKPOINT) if done else None
+    state = _load(job, checkpoint_path(workdir, done)) if done else None
     total = 1 if job.algorithm == "sklearn_logreg" else n_chunks(job)
     # Spot simulation (local backend): after this chunk the worker waits for the reclaim
     # notice the backend sends, so the interruption lands at a reproducible point.
@@ -134,8 +138,14 @@ def run(job: TrainingJob) -> Path:
             print(f"interrupted after chunk {i}/{total}", flush=True)
             sys.exit(143)
         state = _train_chunk(job, i, state, x, y)
-        _save(job, state, workdir / CHECKPOINT)
+        # The checkpoint of chunk i+1 is complete on disk before progress names it, and the
+        # one before is removed only after: a kill at any point resumes from a consistent
+        # pair, never from chunk i+1's booster with progress still saying i.
+        _save(job, state, checkpoint_path(workdir, i + 1))
         _save_progress(workdir, i + 1, total)
+        for old in workdir.glob(f"{CHECKPOINT}_*"):
+            if old.stem != checkpoint_path(workdir, i + 1).stem:
+                old.unlink(missing_ok=True)
     final = model_file(job)
     _save(job, state, final.with_suffix(""))  # writes model.ubj / model.pkl
     (workdir / "model.done").write_text("ok")
