@@ -59,7 +59,13 @@ def measure_drift(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
 def measure_performance(ctx: StepContext) -> dict[str, Any]:
     """The champion's metric on the newest labelled window, and the expected gain of a
     retrain from the probe regret curve (``gain.estimate_gain_probe``, as in bench/policy.py)."""
-    from costaware.decide.gain import PROBE_AGES, estimate_gain_probe, regret_curve, regret_se
+    from costaware.decide.gain import (
+        PROBE_AGES,
+        estimate_gain_probe,
+        fit_probe,
+        regret_curve,
+        regret_se,
+    )
     from costaware.decide.performance import bootstrap_se, metric_points
     from costaware.models.scoring import score
     from costaware.store.probes import ProbeStore, in_order, probe_scores
@@ -84,7 +90,11 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     store = ProbeStore(ctx.settings.home / "data" / ctx.model / "probes")
     newest = order[-1]
     y_train = (train[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
-    probe = store.fit_or_load(newest, train[feats].to_numpy(), y_train, dict(cfg.training.params))
+    probe = store.load(newest)
+    if probe is None:
+        probe = store.put(
+            newest, fit_probe(train[feats].to_numpy(), y_train, dict(cfg.training.params))
+        )
     faults.point("measure_performance.probe_saved")
     probe_s = probe_scores(probe, hold, feats)
     older = [probe_scores(b, hold, feats) for b in store.older(order, PROBE_AGES)]

@@ -23,17 +23,20 @@ class ProbeStore:
     def _path(self, batch_id: str) -> Path:
         return self.folder / f"{batch_id}.ubj"
 
-    def fit_or_load(self, batch_id: str, x: Any, y: Any, params: dict[str, Any]) -> Any:
+    def load(self, batch_id: str) -> Any | None:
+        """The probe stored for ``batch_id`` (a retried task finds its first try's), or None."""
         import xgboost as xgb
 
-        from costaware.decide.gain import fit_probe
-
         path = self._path(batch_id)
-        if path.exists():
-            booster = xgb.Booster()
-            booster.load_model(str(path))
-            return booster
-        booster = fit_probe(x, y, params)
+        if not path.exists():
+            return None
+        booster = xgb.Booster()
+        booster.load_model(str(path))
+        return booster
+
+    def put(self, batch_id: str, booster: Any) -> Any:
+        """Store a probe atomically; returns it."""
+        path = self._path(batch_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.ubj")
         booster.save_model(str(tmp))
@@ -42,17 +45,8 @@ class ProbeStore:
 
     def older(self, labelled_batches: list[str], ages: int) -> list[Any | None]:
         """Probes of the ``ages`` labelled batches before the newest one, newest first."""
-        import xgboost as xgb
 
-        out: list[Any | None] = []
-        for batch_id in labelled_batches[:-1][::-1][:ages]:
-            path = self._path(batch_id)
-            if path.exists():
-                booster = xgb.Booster()
-                booster.load_model(str(path))
-                out.append(booster)
-            else:
-                out.append(None)
+        out = [self.load(b) for b in labelled_batches[:-1][::-1][:ages]]
         out += [None] * (ages - len(out))
         return out
 
