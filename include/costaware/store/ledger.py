@@ -371,7 +371,7 @@ class Ledger:
             conn.execute(
                 audit.update()
                 .where(audit.c.model == model, audit.c.run_id == run_id, audit.c.action == action)
-                .values(status="done", **values)
+                .values(**{"status": "done", **values})
             )
 
     def audit(self, model: str) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from costaware.models.scoring import load_model_file, score
 from costaware.models.training import TrainingJob, get_backend
 from costaware.models.training.local import LocalBackend
 
-from .. import factories
+from ... import factories
 
 FEATURES = ["period", "nswdemand", "vicprice", "vicdemand", "transfer"]
 
