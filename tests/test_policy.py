@@ -80,3 +80,34 @@ def test_zero_gain_is_infinite_cost_per_point() -> None:
     d = decide(_with(gain_points=0.0), POLICY.model_copy(update={"min_expected_gain_points": 0}))
     assert d.action == "skip"
     assert "∞" in d.table()
+
+
+def test_unknown_spend_counts_against_the_budget_and_says_so() -> None:
+    # $5 budget, $4.90 known: $0.10 left, enough for a $0.03 retrain...
+    assert decide(_with(spent_this_month_usd=4.9), POLICY).action == "retrain"
+    # ...but two attempts of unknown cost, each counted at $0.05, leave 5 - 4.9 - 0.1 = 0.
+    d = decide(_with(spent_this_month_usd=4.9, spent_unknown=2, unknown_each_usd=0.05), POLICY)
+    assert d.action == "approve"
+    assert d.numbers["budget left this month ($)"] == pytest.approx(0.0)
+    assert d.numbers["spent this month ($)"] == (
+        "4.9000 + 2 charge(s) of unknown amount counted at $0.0500 each"
+    )
+    assert "(spend so far: $4.9000 + 2 charge(s) of unknown amount" in d.reason
+    assert d.checks["within budget"] is False
+
+
+def test_known_spend_is_a_plain_number() -> None:
+    d = decide(_with(spent_this_month_usd=1.25), POLICY)
+    assert d.numbers["spent this month ($)"] == 1.25
+    assert d.numbers["budget left this month ($)"] == pytest.approx(3.75)
+    assert "cost estimate" not in d.numbers
+
+
+def test_a_fallback_estimate_is_the_first_thing_the_table_says() -> None:
+    words = "FALLBACK: ledger prior — aws: Cost Explorer returned nothing for tags model=m"
+    d = decide(_with(cost_fallback=words), POLICY)
+    assert d.numbers["cost estimate"] == words
+    lines = d.table().splitlines()
+    assert lines[0].split()[0] == "decision" and lines[1].split()[0] == "why"
+    assert lines[2].split(None, 2)[:2] == ["cost", "estimate"]
+    assert lines[2].rstrip().endswith(words)

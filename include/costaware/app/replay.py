@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from costaware.batches.data import ID_COLUMN, TIME_COLUMN
 from costaware.config import ModelConfig
+from costaware.costs.base import Spend
 from costaware.errors import ConfigError
 from costaware.settings import Settings
 
@@ -100,8 +101,7 @@ class ReplaySummary:
             "skips": sum(r.action == "skip" for r in self.rows),
             "approvals needed": sum(r.action == "approve" for r in self.rows),
             "quarantined": sum(r.state == "quarantined" for r in self.rows),
-            "retraining $": _money(sum(r.usd for r in self.rows if r.usd is not None))
-            + _unknown(sum(r.usd is None for r in self.rows)),
+            "retraining $": Spend.of(r.usd for r in self.rows).text(),
         }
 
     def table(self) -> str:
@@ -128,14 +128,6 @@ class ReplaySummary:
         lines.append(f"reports: {self.reports}")
         lines.append(f"task logs: {self.log_file}")
         return "\n".join(lines)
-
-
-def _money(usd: float) -> str:
-    return f"{usd:.4f}"
-
-
-def _unknown(runs: int) -> str:
-    return f" + {runs} run(s) of unknown cost" if runs else ""
 
 
 def _load_dag(settings: Settings, model: str) -> Any:

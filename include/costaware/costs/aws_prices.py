@@ -84,9 +84,9 @@ class AwsPriceSource:
     def _spot(self, instance_type: str, region: str) -> tuple[float, str, str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        ec2 = self.client_factory("ec2", region)
         now = self._now()
         try:
+            ec2 = self.client_factory("ec2", region)
             pages = ec2.get_paginator("describe_spot_price_history").paginate(
                 InstanceTypes=[instance_type],
                 ProductDescriptions=[self.product_description],
@@ -119,8 +119,8 @@ class AwsPriceSource:
     def _on_demand(self, instance_type: str, region: str) -> tuple[float, str, str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        pricing = self.client_factory("pricing", PRICING_REGION)
         try:
+            pricing = self.client_factory("pricing", PRICING_REGION)
             pages = pricing.get_paginator("get_products").paginate(
                 ServiceCode="AmazonEC2",
                 Filters=on_demand_filters(instance_type, region),
@@ -129,7 +129,13 @@ class AwsPriceSource:
             price_list = [p for page in pages for p in page.get("PriceList", [])]
         except (ClientError, BotoCoreError) as exc:
             raise CostSourceError(f"AWS Pricing for {instance_type} in {region}: {exc}") from exc
-        prices = sorted(set(hourly_on_demand_usd(price_list)))
+        try:
+            prices = sorted(set(hourly_on_demand_usd(price_list)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CostSourceError(
+                f"AWS Pricing answered {len(price_list)} product(s) for {instance_type} in "
+                f"{region} that cannot be read as prices: {type(exc).__name__}: {exc}"
+            ) from exc
         if not prices:
             raise CostSourceError(
                 f"AWS Pricing has no Linux shared on-demand hourly price for {instance_type!r} "

@@ -2,8 +2,8 @@
 and whether one more retrain would pass the budget (the checkpoint then asks for approval).
 
 Spend comes from any CostSource (retrain + serve this month) or, on AWS, from the Budgets API
-(``describe_budgets``: the budget's own ``CalculatedSpend``). Alerts are log lines; a Slack
-incoming-webhook URL is optional.
+(``describe_budgets``: the budget's own ``CalculatedSpend``). Alerts are log lines, and one
+Slack message when an incoming webhook is configured (Airflow connection ``costaware_slack``).
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from costaware.costs.base import CostSource
-from costaware.errors import CostSourceError
+from costaware.costs.base import CostSource, Spend
+from costaware.errors import CostawareError, CostSourceError
 
 log = logging.getLogger(__name__)
 THRESHOLDS = (0.5, 0.8)
@@ -28,9 +29,10 @@ class BudgetStatus:
     name: str  # the model, or the AWS budget's name
     month: str  # YYYY-MM
     budget_usd: float
-    spent_usd: float
+    spent_usd: float  # the known part of the spend
     source: str
     thresholds: tuple[float, ...] = THRESHOLDS
+    unknown: int = 0  # charges whose amount is unknown: the spend is at least ``spent_usd``
 
     @property
     def share(self) -> float:
@@ -46,10 +48,12 @@ class BudgetStatus:
         return self.spent_usd + next_cost_usd > self.budget_usd
 
     def message(self) -> str:
+        spent = f"${self.spent_usd:,.2f}" + (f" + {self.unknown} unknown" if self.unknown else "")
+        at_least = "at least " if self.unknown else ""
+        alerts = ", ".join(f"{t:.0%}" for t in self.thresholds)
         return (
-            f"budget {self.name} {self.month}: ${self.spent_usd:,.2f} of ${self.budget_usd:,.2f} "
-            f"spent ({self.share:.0%}; alerts at {', '.join(f'{t:.0%}' for t in self.thresholds)}"
-            f"; source: {self.source})"
+            f"budget {self.name} {self.month}: {spent} of ${self.budget_usd:,.2f} "
+            f"spent ({at_least}{self.share:.0%}; alerts at {alerts}; source: {self.source})"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,12 +73,21 @@ def model_budget(
     today: dt.date,
     thresholds: tuple[float, ...] = THRESHOLDS,
 ) -> BudgetStatus:
-    """This month's retrain + serve spend of a model, from its cost source."""
+    """This month's retrain + serve spend of a model, from its cost source: the known dollars
+    and the number of charges whose amount is unknown (never counted as $0)."""
     start, end = month_bounds(today)
-    spent = 0.0
+    spent = Spend()
     for purpose in ("retrain", "serve"):
-        spent += sum(r.usd for r in source.costs(tags, start, end, purpose=purpose))
-    return BudgetStatus(model, start.strftime("%Y-%m"), budget_usd, spent, source.name, thresholds)
+        spent += Spend.of(r.usd for r in source.costs(tags, start, end, purpose=purpose))
+    return BudgetStatus(
+        model,
+        start.strftime("%Y-%m"),
+        budget_usd,
+        spent.known_usd,
+        source.name,
+        thresholds,
+        unknown=spent.unknown,
+    )
 
 
 def aws_budgets(
@@ -109,12 +122,50 @@ def aws_budgets(
     return out
 
 
+SLACK_CONN_ID = "costaware_slack"  # the Airflow connection that holds the webhook
+SLACK_DEFAULT_ENDPOINT = "hooks.slack.com/services"
+
+
+def slack_webhook_url(
+    password: str | None,
+    host: str | None = None,
+    schema: str | None = None,
+    port: int | None = None,
+) -> str | None:
+    """The incoming-webhook URL from an Airflow connection's fields, read the way Airflow's
+    Slack provider reads a ``slackwebhook`` connection: the whole URL in the password, or only
+    its secret path (``T…/B…/…``) in the password with the endpoint in host (default
+    ``hooks.slack.com/services``), schema (default ``https``) and port. The password is the
+    field Airflow masks in task logs, which is why the secret goes there. None: no password,
+    Slack is not configured."""
+    token = (password or "").strip()
+    if not token:
+        return None
+    if "://" in token:
+        return token
+    endpoint = (host or SLACK_DEFAULT_ENDPOINT).strip().rstrip("/")
+    if "://" not in endpoint:
+        endpoint = f"{schema or 'https'}://{endpoint}"
+    if port:
+        scheme, rest = endpoint.split("://", 1)
+        netloc, _, path = rest.partition("/")
+        endpoint = f"{scheme}://{netloc.split(':')[0]}:{port}" + (f"/{path}" if path else "")
+    return f"{endpoint}/{token.lstrip('/')}"
+
+
+def slack_escape(text: str) -> str:
+    """Slack's required escaping of message text: ``&``, ``<`` and ``>``. Without it a budget
+    name from a cloud API could ping ``<!channel>`` or post a disguised ``<url|link>``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def alert(
     statuses: Iterable[BudgetStatus],
     slack_webhook: str | None = None,
     post: Callable[[str, bytes], None] | None = None,
 ) -> list[str]:
-    """Log (and optionally post to Slack) every budget past an alert threshold."""
+    """Log every budget past an alert threshold and, with a webhook, post them to Slack as one
+    message (one request per run: a retried task repeats one message, not a partial series)."""
     sent = []
     for s in statuses:
         if s.crossed is None:
@@ -122,12 +173,26 @@ def alert(
         text = f"{'OVER BUDGET' if s.share >= 1 else f'{s.crossed:.0%} alert'}: {s.message()}"
         log.warning(text)
         sent.append(text)
-        if slack_webhook:
-            (post or _post)(slack_webhook, json.dumps({"text": text}).encode())
+    if sent and slack_webhook:
+        body = json.dumps({"text": "\n".join(slack_escape(t) for t in sent)}).encode()
+        (post or _post)(slack_webhook, body)
     return sent
 
 
 def _post(url: str, body: bytes) -> None:
+    """POST to the webhook. Errors never carry the URL: its path is the secret."""
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - a configured webhook
-        resp.read()
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - a configured webhook
+            resp.read()
+    except urllib.error.HTTPError as exc:
+        raise CostawareError(
+            f"the Slack webhook (Airflow connection {SLACK_CONN_ID!r}) answered HTTP {exc.code} "
+            f"{exc.reason}; check that the webhook is still active in Slack"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CostawareError(
+            f"the Slack webhook (Airflow connection {SLACK_CONN_ID!r}) could not be reached: "
+            f"{type(reason).__name__}; check the connection's host and the network"
+        ) from None

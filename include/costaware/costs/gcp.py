@@ -189,8 +189,18 @@ class GcpCatalogPriceSource:
         }
         if gpu:
             wanted["gpu"] = rf"^Nvidia (Tesla )?{gpu} GPU\b"
+        import requests
+        from google.api_core import exceptions as gexc
+
         found: dict[str, tuple[float, str]] = {}
-        for sku in self.client.list_skus(parent=COMPUTE_ENGINE):
+        try:
+            skus = list(self.client.list_skus(parent=COMPUTE_ENGINE))
+        except (gexc.GoogleAPIError, requests.RequestException, OSError) as exc:
+            raise CostSourceError(
+                f"Cloud Billing catalog for {instance_type!r} in {region}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        for sku in skus:
             cat = sku.category
             if cat.resource_family != "Compute" or region not in sku.service_regions:
                 continue

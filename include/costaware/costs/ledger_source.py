@@ -1,4 +1,8 @@
-"""The ``ledger`` cost source: what the project's own training runs recorded."""
+"""The ``ledger`` cost source: what the project's own training attempts recorded.
+
+One record per attempt (a run that was interrupted or retried has several). An attempt whose
+amount is not known (``usd`` NULL: its process died before it was priced) is passed on as
+``usd=None``; so is an unknown runtime. Consumers sum the known amounts and count the rest."""
 
 from __future__ import annotations
 
@@ -31,16 +35,18 @@ class LedgerCostSource:
             out.append(
                 CostRecord(
                     usage_date=r["usage_date"].date(),
-                    usd=float(r["usd"]),
+                    usd=None if r["usd"] is None else float(r["usd"]),
                     source=f"ledger ({r['price_source']})",
                     # Our own runtime × a price: an estimate until a bill confirms it.
                     reconciled=False,
                     purpose=r["purpose"],
                     capacity=r["capacity"],
-                    usage_hours=float(r["runtime_s"]) / 3600.0,
+                    usage_hours=None if r["runtime_s"] is None else float(r["runtime_s"]) / 3600,
                     run_id=r["run_id"],
                     instance_type=r["instance_type"],
                     tags=row_tags,
+                    attempt=r.get("attempt"),
+                    status=r.get("status") or "final",
                 )
             )
         return out

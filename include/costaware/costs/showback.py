@@ -4,6 +4,8 @@
 team, env, purpose, capacity, resource, service); ``summarize`` is a pure function of that
 table; ``write_report`` writes the CSV and an HTML page with a chart. Untagged spend is shown,
 never spread over the teams: its share and its biggest resources are the point of the report.
+A charge whose amount is unknown (a ledger attempt that died unpriced) has ``usd`` NaN: sums
+cover the known amounts and the unknown ones are counted beside them, never shown as $0.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def load_charges(source: Any, start: dt.date, end: dt.date) -> pd.DataFrame:
             [
                 {
                     "usage_date": r["usage_date"].date(),
-                    "usd": float(r["usd"]),
+                    "usd": float("nan") if r["usd"] is None else float(r["usd"]),
                     "model": r["model"],
                     "team": (r["tags"] or {}).get("team"),
                     "env": (r["tags"] or {}).get("env"),
@@ -98,6 +100,7 @@ class Showback:
     capacity: dict[str, float]  # spot / on_demand / other
     top_untagged: pd.DataFrame  # resource_id, service, usd
     unreconciled_usd: float
+    unknown_charges: int = 0  # charges of unknown amount, not in any sum above
 
 
 def summarize(
@@ -113,6 +116,9 @@ def summarize(
     untagged = float(df.loc[df["model"].isna(), "usd"].sum())
     by_key = df.groupby("key", as_index=False)["usd"].sum().sort_values("usd", ascending=False)
     by_key["share"] = by_key["usd"] / total if total else 0.0
+    # How many of each key's charges are of unknown amount (its usd is the known part).
+    unknown = df["usd"].isna()
+    by_key["unknown"] = by_key["key"].map(df[unknown].groupby("key").size()).fillna(0).astype(int)
     daily = df.pivot_table(
         index="usage_date", columns="key", values="usd", aggfunc="sum", fill_value=0.0
     )
@@ -143,12 +149,30 @@ def summarize(
         capacity={str(k): float(v) for k, v in df.groupby(capacity)["usd"].sum().items()},
         top_untagged=top_untagged,
         unreconciled_usd=float(df.loc[~df["reconciled"].astype(bool), "usd"].sum()),
+        unknown_charges=int(unknown.sum()),
     )
 
 
+def _unknown(n: int) -> str:
+    return f" + {n} unknown" if n else ""
+
+
+def _money(usd: float, unknown: int, width: int = 0) -> str:
+    """``$1.50``, ``$1.50 + 2 unknown``, or ``unknown (2)`` when nothing is known: never $0."""
+    if unknown and usd == 0:
+        return f"{f'unknown ({unknown})':>{width + 1}}"
+    return f"${usd:>{width},.2f}{_unknown(unknown)}"
+
+
 def render_text(s: Showback) -> str:
-    lines = [f"cost by {s.by}, {s.start} .. {s.end} (end exclusive): ${s.total_usd:,.2f}"]
-    lines += [f"  {r.key:<22} ${r.usd:>10,.2f}  {r.share:6.1%}" for r in s.by_key.itertuples()]
+    lines = [
+        f"cost by {s.by}, {s.start} .. {s.end} (end exclusive): "
+        f"{_money(s.total_usd, s.unknown_charges)}"
+    ]
+    lines += [
+        f"  {r.key:<22} {_money(float(r.usd), int(r.unknown), 10)}  {r.share:6.1%}"
+        for r in s.by_key.itertuples()
+    ]
     lines.append("  purpose: " + ", ".join(f"{k} ${v:,.2f}" for k, v in sorted(s.purpose.items())))
     lines.append(
         "  capacity: " + ", ".join(f"{k} ${v:,.2f}" for k, v in sorted(s.capacity.items()))
@@ -162,6 +186,11 @@ def render_text(s: Showback) -> str:
     ]
     if s.unreconciled_usd:
         lines.append(f"  not yet final (billing lag): ${s.unreconciled_usd:,.2f}")
+    if s.unknown_charges:
+        lines.append(
+            f"  unknown amount: {s.unknown_charges} charge(s) (attempts that died before they "
+            "were priced); every total above is the known part only"
+        )
     return "\n".join(lines)
 
 
@@ -174,6 +203,9 @@ def _chart_png(s: Showback) -> bytes:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 1]})
     daily = s.daily.copy()
     daily.index = pd.to_datetime(daily.index)
+    # Legend labels are tag values from cloud APIs; an unescaped "$" starts matplotlib's
+    # mathtext, and a malformed formula there fails the whole report.
+    daily.columns = [str(c).replace("$", r"\$") for c in daily.columns]
     # Lines, not stacked areas: credits make some days negative.
     daily.plot(ax=ax1, linewidth=1.5)
     ax1.set_title(f"Daily cost by {s.by} (USD)")
@@ -198,22 +230,25 @@ def write_report(charges: pd.DataFrame, s: Showback, out_dir: str | Path) -> dic
     png = base64.b64encode(_chart_png(s)).decode()
 
     def table(df: pd.DataFrame) -> str:
-        return df.to_html(float_format=lambda v: f"{v:,.2f}", border=0, classes="t")
+        # Tag values, resource ids and service names come from cloud APIs: always escaped.
+        return df.to_html(float_format=lambda v: f"{v:,.2f}", border=0, classes="t", escape=True)
+
+    by = html.escape(s.by)
 
     body = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>costaware showback by {s.by}</title>
+<title>costaware showback by {by}</title>
 <style>body{{font-family:sans-serif;margin:2em}} .t td,.t th{{padding:2px 10px;text-align:right}}
 </style></head><body>
-<h1>Cost by {html.escape(s.by)}: {s.start} to {s.end} (end exclusive)</h1>
+<h1>Cost by {by}: {html.escape(str(s.start))} to {html.escape(str(s.end))} (end exclusive)</h1>
 <p>Total <b>${s.total_usd:,.2f}</b>. Untagged <b>${s.untagged_usd:,.2f}
 ({s.untagged_share:.1%})</b>. Not yet final (billing lag): ${s.unreconciled_usd:,.2f}.</p>
-<img alt="daily and monthly cost by {s.by}" src="data:image/png;base64,{png}">
-<h2>By {html.escape(s.by)}</h2>{table(s.by_key)}
+<img alt="daily and monthly cost by {by}" src="data:image/png;base64,{png}">
+<h2>By {by}</h2>{table(s.by_key)}
 <h2>Retraining vs serving</h2>{table(pd.Series(s.purpose, name="usd").to_frame())}
 <h2>Spot vs on-demand</h2>{table(pd.Series(s.capacity, name="usd").to_frame())}
 <h2>Biggest untagged resources</h2>{table(s.top_untagged)}
 <h2>Monthly</h2>{table(s.monthly)}
 <h2>Daily</h2>{table(s.daily)}
 </body></html>"""
-    html_path.write_text(body)
+    html_path.write_text(body, encoding="utf-8")
     return {"csv": str(csv_path), "html": str(html_path)}

@@ -6,6 +6,11 @@
     skip     otherwise.
 
 Every decision carries its reasons in words and every number and threshold that decided it.
+
+Unknown is not zero: this month's spend arrives as the known dollars plus a count of charges
+whose amount is unknown, and each unknown one is counted at ``unknown_each_usd`` (the caller's
+upper bound for one retrain) against the budget. A cost estimate that comes from a fallback
+(the configured source refused) is shown first in the table, in the source's own words.
 """
 
 from __future__ import annotations
@@ -32,8 +37,11 @@ class CheckpointInputs:
     cost_usd: float
     cost_quality: str
     cost_source: str
-    spent_this_month_usd: float
+    spent_this_month_usd: float  # the known part
     hours_since_last_retrain: float | None
+    spent_unknown: int = 0  # charges this month whose amount is unknown
+    unknown_each_usd: float = 0.0  # what each unknown one is counted at against the budget
+    cost_fallback: str | None = None  # "FALLBACK: ledger prior — aws: <its words>"
     drift_share: float = 0.0
     drifted_columns: tuple[str, ...] = ()
     validation_status: str = "pass"
@@ -92,15 +100,30 @@ def decide(
     """Retrain, skip or ask for approval — with the reasons and every number used."""
     i = inputs
     max_per_point = max_usd_per_metric_point or policy.max_usd_per_metric_point
-    budget_left = policy.monthly_budget_usd - i.spent_this_month_usd
+    # Conservative: an unknown charge counts at the most a retrain is expected to cost.
+    unknown_usd = i.spent_unknown * i.unknown_each_usd
+    budget_left = policy.monthly_budget_usd - i.spent_this_month_usd - unknown_usd
     usd_per_point = i.cost_usd / i.gain_points if i.gain_points > 0 else math.inf
-    numbers: dict[str, Any] = {
+    unknown_note = (
+        f"{i.spent_unknown} charge(s) of unknown amount counted at ${i.unknown_each_usd:.4f} each"
+        if i.spent_unknown
+        else ""
+    )
+    numbers: dict[str, Any] = {}
+    if i.cost_fallback:
+        numbers["cost estimate"] = i.cost_fallback
+    numbers |= {
         "expected gain (pt·batches)": round(i.gain_points, 3),
         "gain interval (pt·batches)": f"[{i.gain_low:.2f}, {i.gain_high:.2f}]",
         "gain basis": i.gain_basis,
         "expected cost ($)": round(i.cost_usd, 4),
         "cost quality": f"{i.cost_quality} ({i.cost_source})",
         "$ per pt·batch": usd_per_point,
+        "spent this month ($)": (
+            f"{i.spent_this_month_usd:.4f} + {unknown_note}"
+            if i.spent_unknown
+            else round(i.spent_this_month_usd, 4)
+        ),
         "budget left this month ($)": round(budget_left, 4),
         "hours since last retrain": (
             None if i.hours_since_last_retrain is None else round(i.hours_since_last_retrain, 1)
@@ -170,6 +193,11 @@ def decide(
         needs.append(
             f"cost ${i.cost_usd:.4f} exceeds the ${budget_left:.4f} left of this "
             f"month's ${policy.monthly_budget_usd:g} budget"
+            + (
+                f" (spend so far: ${i.spent_this_month_usd:.4f} + {unknown_note})"
+                if i.spent_unknown
+                else ""
+            )
         )
     if not checks["within auto-approve limit"]:
         needs.append(

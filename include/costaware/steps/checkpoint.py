@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from typing import Any
 
-from costaware.errors import CostSourceError
 from costaware.faults import step_points
 from costaware.steps.context import StepContext, utc_naive
 
@@ -22,52 +20,45 @@ def data_time(validated: dict[str, Any]) -> dt.datetime | None:
 
 @step_points
 def estimate_cost(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]:
-    """What a retrain is expected to cost now, and what this month has spent already."""
-    from costaware.costs import make_cost_source, make_price_source
-    from costaware.costs.estimate import estimate_retrain_cost
+    """What a retrain is expected to cost now, and what this month has spent already.
 
-    pol = ctx.cfg.cost_policy
-    source = make_cost_source(pol.cost_source, ctx.ledger, pol.cost_source_options)
-    prices = make_price_source(pol.price_source, ctx.ledger, pol.price_source_options)
+    A source that refuses is never hidden: the estimate then says ``fallback`` and why (or,
+    with ``cost_policy.on_source_error: fail``, the task fails with a ``CostSourceError``).
+    Spend of unknown amount is carried as a count, never as $0."""
+    from costaware.costs.estimate import retrain_cost_now
+
     now = ctx.clock  # the run's clock, never the data's (README: One clock)
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    try:
-        est = estimate_retrain_cost(ctx.cfg, source, prices, now.date())
-        month = source.costs(_tags(ctx), month_start.date(), now.date() + dt.timedelta(days=1))
-    except CostSourceError as exc:
-        # A new model has no spend under its tags yet (or the bill cannot be read): price
-        # the retrain from the static prior and say so, rather than fail or assume $0.
-        log.warning("cost source %s could not answer: %s", source.name, exc)
-        fallback = make_cost_source("ledger", ctx.ledger)
-        est = estimate_retrain_cost(ctx.cfg, fallback, prices, now.date())
-        est = dataclasses.replace(est, basis=f"{est.basis} ({source.name}: {exc})")
-        month = fallback.costs(_tags(ctx), month_start.date(), now.date() + dt.timedelta(days=1))
-    spent = sum(r.usd for r in month)
+    answer = retrain_cost_now(ctx.cfg, ctx.ledger, now.date())
+    est, month = answer.estimate, answer.month
+    if est.fallback:
+        log.warning("cost estimate for %s is a %s", ctx.model, est.fallback_text())
     last = ctx.ledger.costs(model=ctx.model, purpose="retrain")
     hours = None
     if last:
         hours = (now - max(r["usage_date"] for r in last)).total_seconds() / 3600
     log.info(
-        "retrain cost estimate for %s: $%.4f [%.4f, %.4f], %s — %s; spent this month $%.4f",
+        "retrain cost estimate for %s: $%.4f [%.4f, %.4f], %s — %s; spent this month %s (%s)",
         ctx.model,
         est.usd,
         est.low,
         est.high,
         est.quality,
         est.basis,
-        spent,
+        month.text(),
+        answer.month_source,
     )
     return {
         **est.as_dict(),
-        "spent_this_month_usd": spent,
+        "fallback_text": est.fallback_text(),
+        "spent_this_month_usd": month.known_usd,
+        "spent_this_month_unknown": month.unknown,
+        "spent_this_month_text": month.text(),
+        # An unknown charge is counted against the budget at the most a retrain is expected
+        # to cost: conservative, and stated in the decision.
+        "unknown_each_usd": est.high,
         "hours_since_last_retrain": hours,
         "clock": now.isoformat(),
     }
-
-
-def _tags(ctx: StepContext) -> dict[str, str]:
-    t = ctx.cfg.tags
-    return {"model": t.model, "team": t.team, "env": t.env}
 
 
 @step_points
@@ -104,6 +95,9 @@ def cost_checkpoint(
         cost_source=str(cost["source"]),
         spent_this_month_usd=float(cost["spent_this_month_usd"]),
         hours_since_last_retrain=cost.get("hours_since_last_retrain"),
+        spent_unknown=int(cost.get("spent_this_month_unknown") or 0),
+        unknown_each_usd=float(cost.get("unknown_each_usd") or 0.0),
+        cost_fallback=cost.get("fallback_text"),
         drift_share=float(drift.get("drift_share", 0.0)),
         drifted_columns=tuple(drift.get("drifted_columns", [])),
         validation_status=validated["status"],

@@ -175,15 +175,14 @@ def _mark_challenger(ctx: StepContext, version: str) -> None:
 
 
 def run_spend(ledger: Any, model: str, run_id: str) -> dict[str, Any]:
-    """A run's training spend from the ledger: known dollars, and how many attempts' cost is
-    unknown (``usd`` is None then — never $0)."""
-    rows = ledger.run_costs(model, run_id, "retrain")
-    known = sum(r["usd"] for r in rows if r["usd"] is not None)
-    unknown = sum(r["usd"] is None for r in rows)
-    text = f"${known:.4f}" + (f" + {unknown} attempt(s) of unknown cost" if unknown else "")
+    """A run's training spend from the ledger: the known dollars and how many attempts' cost
+    is unknown; ``usd`` is None when any is (never $0)."""
+    from costaware.costs.base import Spend
+
+    spend = Spend.of(r["usd"] for r in ledger.run_costs(model, run_id, "retrain"))
     return {
-        "usd": None if unknown or not rows else known,
-        "usd_known": known,
-        "unknown_attempts": unknown,
-        "spend": text,
+        "usd": spend.known_usd if spend.complete else None,
+        "usd_known": spend.known_usd,
+        "unknown_attempts": spend.unknown,
+        "spend": spend.text(),
     }
