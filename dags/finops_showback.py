@@ -5,7 +5,11 @@ Every day: who spent what. Writes, for each of model, team and env, a CSV of eve
 an HTML report with a chart (cost per day and month, retraining vs serving, spot vs
 on-demand, the untagged share and the biggest untagged resources) under
 `$COSTAWARE_HOME/reports/finops/<day>/`. Then checks each model's monthly budget and alerts
-at 50% and 80% (task log; Slack too when the `costaware_slack_webhook` Variable is set).
+at 50% and 80%: in the task log, and in one Slack message when the Airflow connection
+`costaware_slack` exists. Put the incoming-webhook URL in that connection's **password**
+(the whole `https://hooks.slack.com/services/T…/B…/…`, or only `T…/B…/…` with the endpoint
+in host), where Airflow masks it in every task log; the old `costaware_slack_webhook`
+Variable is not read (Airflow does not mask Variables with such names).
 
 Trigger form: the cost source (`ledger`, or `focus` with the path of a FOCUS export) and how
 many days back the report starts.
@@ -18,10 +22,14 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from costaware.app.dag_defaults import START
+
 
 @dag(
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # As the model DAGs': a run's logical date is the report's day, and a replayed year of
+    # costs (Elec2: 1996) is shown at its own time. catchup=False: nothing is backfilled.
+    start_date=START,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
@@ -79,11 +87,12 @@ def finops_showback() -> None:
 
     @task
     def budget_alerts() -> list[dict[str, Any]]:
-        from airflow.sdk import Variable
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
         from costaware.config import load_all
         from costaware.costs import make_cost_source
-        from costaware.costs.budgets import alert, model_budget
+        from costaware.costs.budgets import SLACK_CONN_ID, alert, model_budget, slack_webhook_url
         from costaware.errors import CostSourceError
         from costaware.settings import Settings
         from costaware.store.ledger import Ledger
@@ -101,7 +110,18 @@ def finops_showback() -> None:
             except CostSourceError as exc:
                 # One model's missing data must not hide the others' alerts.
                 print(f"budget {cfg.name}: spend unknown: {exc}")
-        alert(statuses, slack_webhook=Variable.get("costaware_slack_webhook", default=None))
+        try:
+            # Read in the task, never at parse time; Airflow masks the password in logs.
+            conn = Connection.get(SLACK_CONN_ID)
+            webhook = slack_webhook_url(conn.password, conn.host, conn.schema, conn.port)
+        except AirflowNotFoundException:
+            webhook = None
+        if webhook is None:
+            print(
+                f"Slack alerts off: no Airflow connection {SLACK_CONN_ID!r} with the webhook "
+                "URL in its password (alerts are in this log only)"
+            )
+        alert(statuses, slack_webhook=webhook)
         return [s.as_dict() for s in statuses]
 
     showback_report() >> budget_alerts()

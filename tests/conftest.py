@@ -78,6 +78,13 @@ def pytest_configure(config: pytest.Config) -> None:
     apply_airflow_env(_AIRFLOW_STATE)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    if _AIRFLOW_STATE is not None:
+        shutil.rmtree(_AIRFLOW_STATE.home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     """Airflow's metadata DB for the session, created once with `airflow db migrate`."""

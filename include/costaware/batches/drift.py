@@ -146,7 +146,9 @@ def measure_drift(
                 f"(seed {SAMPLE_SEED}); verdicts come from all rows"
             )
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        report.save_html(str(report_path))
+        Path(report_path).write_text(
+            script_safe_html(report.get_html_str(as_iframe=False)), encoding="utf-8"
+        )
     for col, spec in specs.items():
         if col not in result_cols:  # not compared
             result_cols[col] = ColumnDrift(
@@ -166,6 +168,28 @@ def measure_drift(
         warnings=warnings,
         report_path=None if report_path is None or not checked else str(report_path),
     )
+
+
+def script_safe_html(page: str) -> str:
+    """Evidently's standalone page with its embedded data made inert.
+
+    Evidently writes the report's data (column names, category values) as JSON into the
+    first ``<script>`` of the page, unescaped: a ``</script>`` in a column name or a category
+    ends that script and whatever follows runs in the reader's browser. JSON has ``<``, ``>``
+    and ``&`` only inside strings, where ``\\u003c``, ``\\u003e`` and ``\\u0026`` are the same
+    characters to the page's JavaScript, so nothing the data says can close the script. The
+    block ends at the first newline + ``</script>``: JSON never holds a raw newline."""
+    opening = "<script>\n"
+    start = page.find(opening)
+    end = page.find("\n</script>", start)
+    if start < 0 or end < 0 or not page[start + len(opening) :].lstrip().startswith("var "):
+        raise RuntimeError(
+            "Evidently's HTML report no longer starts its data with '<script>\\n    var ...'; "
+            "update costaware.batches.drift.script_safe_html for this Evidently version"
+        )
+    start += len(opening)
+    data = page[start:end].replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    return page[:start] + data + page[end:]
 
 
 def _sample(frame: pd.DataFrame, rows: int = REPORT_SAMPLE_ROWS) -> pd.DataFrame:

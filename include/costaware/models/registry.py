@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from costaware import faults
 from costaware.errors import ChampionMoved, RegistryError, RegistryUnavailable
 
+MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{1,40}")  # as config.ModelConfig.name allows
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 RUN_KEY_TAG = "costaware.run_key"
 REFERENCE_TAG = "costaware.reference_path"  # the training data: the drift reference
@@ -93,6 +95,9 @@ class Registry:
         return None
 
     def _search_versions(self, model: str) -> list[Any]:
+        # The name goes into an MLflow filter string: only a config-valid name may.
+        if not MODEL_NAME.fullmatch(model):
+            raise RegistryError(f"not a model name: {model!r}; allowed: {MODEL_NAME.pattern}")
         try:
             return list(self.client.search_model_versions(f"name='{model}'"))
         except Exception as exc:

@@ -16,7 +16,17 @@ log = logging.getLogger(__name__)
 _CSS = """body{font:14px system-ui,sans-serif;margin:2em;max-width:980px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f3f3f3}.retrain{color:#0a7}.skip{color:#777}
-.approve{color:#c70}.promote{color:#0a7}.reject{color:#c33}.DRIFT{color:#c33;font-weight:bold}"""
+.approve{color:#c70}.promote{color:#0a7}.reject{color:#c33}.DRIFT{color:#c33;font-weight:bold}
+.fallback{color:#c33}"""
+
+
+# Every value on the page may come from data or a cloud API (batch file names, column names,
+# validation findings, tags): text is escaped, and a CSS class is only ever one of these.
+_CLASSES = frozenset({"retrain", "skip", "approve", "promote", "reject", "DRIFT"})
+
+
+def _cls(name: Any) -> str:
+    return str(name) if str(name) in _CLASSES else ""
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
@@ -64,9 +74,17 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
     parts = [
         f"<h1>{html.escape(ctx.model)} — batch {html.escape(batch_id)}</h1>",
         f"<p>run <code>{html.escape(ctx.run_id)}</code></p>",
-        f"<h2>Decision: <span class='{action}'>{action.upper()}</span> → {final}</h2>",
+        f"<h2>Decision: <span class='{_cls(action)}'>{html.escape(str(action).upper())}</span>"
+        f" → {html.escape(final)}</h2>",
         f"<p>{html.escape(decision.get('reason', ''))}</p>",
     ]
+    cost = results.get("cost") or {}
+    if cost.get("fallback"):  # the estimate is not what the configured source said
+        parts.append(
+            f"<p class='fallback'><b>{html.escape(str(cost.get('fallback_text')))}</b></p>"
+        )
+    if cost.get("spent_this_month_unknown"):
+        parts.append(f"<p>Spent this month: {html.escape(str(cost['spent_this_month_text']))}</p>")
     if action == "approve" and final == "not approved":
         parts.append(
             "<p><b>Needed a person's approval and did not get it</b> (rejected in the UI, or "
@@ -110,13 +128,15 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
         parts.append("<h2>Training</h2>" + _table(list(results["training"].items())))
     if evaluation:
         parts.append(
-            f"<h2>Champion / challenger: <span class='{evaluation.get('verdict')}'>"
-            f"{str(evaluation.get('verdict', '')).upper()}</span></h2>"
+            f"<h2>Champion / challenger: <span class='{_cls(evaluation.get('verdict'))}'>"
+            f"{html.escape(str(evaluation.get('verdict', '')).upper())}</span></h2>"
             + _table([(k, v) for k, v in evaluation.items() if k != "verdict"])
         )
     (folder / "index.html").write_text(
-        f"<!doctype html><meta charset=utf-8><title>{ctx.model} {batch_id}</title>"
-        f"<style>{_CSS}</style>" + "\n".join(parts)
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(f'{ctx.model} {batch_id}')}"
+        "</title>"
+        f"<style>{_CSS}</style>" + "\n".join(parts),
+        encoding="utf-8",
     )
     summary = {
         "model": ctx.model,
@@ -126,6 +146,8 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
         "outcome": final,
         **{k: v for k, v in results.items()},
     }
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (folder / "summary.json").write_text(
+        json.dumps(summary, indent=2, default=str), encoding="utf-8"
+    )
     log.info("report for %s batch %s: %s", ctx.model, batch_id, folder / "index.html")
     return {"report": str(folder / "index.html"), "outcome": final}
