@@ -60,7 +60,11 @@ class Settings:
         return self.home / "data" / model / "labels"
 
     def quarantine(self, model: str) -> Path:
-        return self.home / "quarantine" / model
+        """Quarantined batches, one folder each (``labels_quarantine`` for label files)."""
+        return self.home / "quarantine" / model / "batches"
+
+    def labels_quarantine(self, model: str) -> Path:
+        return self.home / "quarantine" / model / "labels"
 
     def reports(self, model: str) -> Path:
         return self.home / "reports" / model

@@ -23,6 +23,8 @@ from costaware.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from costaware.store.ledger import Ledger
+
 ID_COLUMN = "event_id"
 TIME_COLUMN = "event_time"
 BATCH_SUFFIXES = (".parquet", ".csv")
@@ -49,10 +51,36 @@ def sha256_file(path: Path) -> str:
 
 
 def pending_batches(settings: Settings, model: str) -> list[Path]:
+    """Batch files waiting in the landing zone, oldest first: by their first event, ties by
+    arrival (modification time, then name). A file whose events cannot be read comes first,
+    so it is quarantined at once instead of blocking the queue. Never by name alone:
+    ``week-10`` does not come before ``week-9``."""
     folder = settings.landing(model)
     if not folder.exists():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES)
+    found = [p for p in folder.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES]
+    return sorted(found, key=_queue_key)
+
+
+def _queue_key(path: Path) -> tuple[bool, dt.datetime, float, str]:
+    first = first_event(path)
+    return (first is not None, first or dt.datetime.min, path.stat().st_mtime, path.name)
+
+
+def first_event(path: Path) -> dt.datetime | None:
+    """The earliest ``event_time`` in a batch file (naive UTC), reading only that column;
+    None when the file or the column cannot be read."""
+    import pandas as pd
+
+    try:
+        if path.suffix == ".parquet":
+            col = pd.read_parquet(path, columns=[TIME_COLUMN])[TIME_COLUMN]
+        else:
+            col = pd.read_csv(path, usecols=[TIME_COLUMN])[TIME_COLUMN]
+        times = pd.to_datetime(col, errors="coerce", utc=True).dropna()
+    except Exception:  # unreadable in any way: validation will say how
+        return None
+    return None if times.empty else times.min().tz_convert(None).to_pydatetime()
 
 
 def find_batch(settings: Settings, model: str, batch: str | None) -> BatchRef | None:
@@ -93,70 +121,83 @@ def read_frame(path: str | Path) -> pd.DataFrame:
 
 
 def accept_batch(settings: Settings, ref: BatchRef, frame: pd.DataFrame) -> Path:
-    """Store a validated batch as Parquet among the model's data; remove it from landing."""
+    """Store a validated batch as Parquet among the model's data. The landing file stays
+    until the ledger has recorded the acceptance (``remove_from_landing``)."""
     dest = settings.accepted(ref.model) / f"{ref.batch_id}.parquet"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".parquet.tmp")
     frame.to_parquet(tmp, index=False)
     tmp.replace(dest)  # atomic: a crash never leaves half a batch among accepted data
-    Path(ref.path).unlink(missing_ok=True)
     return dest
 
 
 def quarantine_batch(settings: Settings, ref: BatchRef, report: dict[str, Any]) -> Path:
-    """Move the original file, untouched, to quarantine/ with its validation report."""
+    """Copy the original file, byte for byte, to quarantine/ with its validation report. The
+    landing file stays until the ledger has recorded the quarantine."""
     folder = settings.quarantine(ref.model) / ref.batch_id
     folder.mkdir(parents=True, exist_ok=True)
     src = Path(ref.path)
     if src.exists():
-        shutil.move(str(src), folder / src.name)
-    (folder / "validation.json").write_text(json.dumps(report, indent=2, default=str))
+        dest = folder / src.name
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    write_json_atomic(folder / "validation.json", report)
     return folder
 
 
-def ingest_labels(settings: Settings, model: str) -> list[str]:
-    """Move label files that arrived in the landing zone into the model's label store."""
-    src = settings.labels_landing(model)
-    if not src.exists():
-        return []
-    dest = settings.labels(model)
-    dest.mkdir(parents=True, exist_ok=True)
-    moved = []
-    for p in sorted(src.iterdir()):
-        if p.suffix in BATCH_SUFFIXES:
-            frame = read_frame(p)
-            target = dest / f"{p.stem}.parquet"
-            frame.to_parquet(target, index=False)
-            p.unlink()
-            moved.append(p.stem)
-    return moved
+def remove_from_landing(ref: BatchRef) -> None:
+    """The last step of intake, after the ledger recorded where the batch went."""
+    Path(ref.path).unlink(missing_ok=True)
 
 
-def accepted_batch_ids(settings: Settings, model: str) -> list[str]:
-    folder = settings.accepted(model)
-    return sorted(p.stem for p in folder.glob("*.parquet")) if folder.exists() else []
+def write_json_atomic(path: Path, value: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str))
+    tmp.replace(path)
 
 
-def labelled_frame(settings: Settings, cfg: ModelConfig) -> pd.DataFrame:
+def accepted_batch_ids(settings: Settings, ledger: Ledger, model: str) -> list[str]:
+    """The batches that passed validation, in event-time order (ties: arrival). The ledger
+    says which batches are accepted: a file among accepted data whose batch was quarantined
+    later is not; an accepted batch whose file is gone is an error, never silently dropped."""
+    ids = [row["batch_id"] for row in ledger.accepted_batches(model)]
+    missing = [b for b in ids if not (settings.accepted(model) / f"{b}.parquet").exists()]
+    if missing:
+        raise BatchError(
+            f"{model}: the ledger lists accepted batch(es) {missing[:5]} but their files are "
+            f"missing from {settings.accepted(model)}; restore them (or re-land the batches)"
+        )
+    return ids
+
+
+def labelled_frame(settings: Settings, cfg: ModelConfig, ledger: Ledger) -> pd.DataFrame:
     """Every accepted row whose label has arrived, with a ``batch_id`` column, in time order."""
     import pandas as pd
 
-    ids = accepted_batch_ids(settings, cfg.name)
-    label_dir = settings.labels(cfg.name)
-    label_files = sorted(label_dir.glob("*.parquet")) if label_dir.exists() else []
-    if not ids or not label_files:
+    from costaware.batches.label_checks import id_text
+    from costaware.batches.labels import read_labels
+
+    ids = accepted_batch_ids(settings, ledger, cfg.name)
+    # Taken-in label files in arrival order, a later file's label overriding an earlier one's.
+    labels = read_labels(settings, cfg, ledger)
+    if not ids or labels.empty:
         return pd.DataFrame(columns=[ID_COLUMN, TIME_COLUMN, *cfg.feature_names, "batch_id"])
-    labels = pd.concat([pd.read_parquet(p) for p in label_files], ignore_index=True)
-    labels = labels.drop_duplicates(ID_COLUMN, keep="last")
     parts = []
     for bid in ids:
         part = pd.read_parquet(settings.accepted(cfg.name) / f"{bid}.parquet")
         part["batch_id"] = bid
         parts.append(part)
     rows = pd.concat(parts, ignore_index=True)
+    rows[TIME_COLUMN] = pd.to_datetime(
+        rows[TIME_COLUMN], utc=True, errors="coerce"
+    ).dt.tz_convert(None)
     if cfg.target.name in rows.columns:
         rows = rows.drop(columns=[cfg.target.name])
-    out = rows.merge(labels[[ID_COLUMN, cfg.target.name]], on=ID_COLUMN, how="inner")
+    # Labels keep ids as text (7, 7.0 and "7" are one event): join on that form.
+    rows["_event_key"] = id_text(rows[ID_COLUMN])
+    labels = labels.rename(columns={ID_COLUMN: "_event_key"})
+    out = rows.merge(labels, on="_event_key", how="inner").drop(columns=["_event_key"])
     return out.sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
 
 
@@ -188,7 +229,12 @@ def time_bounds(frame: pd.DataFrame) -> tuple[dt.datetime | None, dt.datetime | 
 
     if TIME_COLUMN not in frame.columns or frame.empty:
         return None, None
-    times = pd.to_datetime(frame[TIME_COLUMN], errors="coerce").dropna()
+    # Naive and timezone-aware event times alike become naive UTC (naive ones are taken to
+    # be UTC already), so they compare with each other and with the run's clock.
+    times = pd.to_datetime(frame[TIME_COLUMN], errors="coerce", utc=True).dropna()
     if times.empty:
         return None, None
-    return times.min().to_pydatetime(), times.max().to_pydatetime()
+    return (
+        times.min().tz_convert(None).to_pydatetime(),
+        times.max().tz_convert(None).to_pydatetime(),
+    )

@@ -9,6 +9,7 @@ with the warning in the report.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -73,6 +74,27 @@ class ValidationOutcome:
         if not with_gx:
             d.pop("gx_result")
         return d
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Text as one short line that is safe in a log, a JSON report and the ledger: control
+    characters, NUL and lone surrogates (which PostgreSQL refuses) are escaped, and a long
+    text is cut, saying how long it was."""
+    size = len(text)
+    out = "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text[:limit]
+    )
+    return f"{out}… ({size} characters)" if size > limit else out
+
+
+def printable(value: Any, limit: int = 80) -> str:
+    """A value (its repr) or an exception (its type and message), made safe by ``one_line``."""
+    if isinstance(value, BaseException):
+        return one_line(f"{type(value).__name__}: {value}", max(limit, 300))
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # np.float64(1.5) -> 1.5
+    return one_line(repr(value), limit)
 
 
 def _quiet_gx() -> None:
@@ -154,16 +176,16 @@ def write_suite(cfg: ModelConfig, gx_dir: str | Path) -> Path:
 def _detail(res: Any) -> str:
     info = res.exception_info or {}
     if info.get("raised_exception"):
-        msg = str(info.get("exception_message", "")).splitlines()[0]
-        return f"could not be evaluated: {msg}"
+        msg = (str(info.get("exception_message", "")).splitlines() or [""])[0]
+        return f"could not be evaluated: {one_line(msg)}"
     r = res.result or {}
     parts = []
     if "observed_value" in r:
-        parts.append(f"observed {r['observed_value']!r}")
+        parts.append(f"observed {printable(r['observed_value'])}")
     if r.get("unexpected_count"):
         pct = r.get("unexpected_percent") or 0.0
-        sample = r.get("partial_unexpected_list") or []
-        parts.append(f"{r['unexpected_count']} unexpected value(s) ({pct:.1f}%), e.g. {sample[:3]}")
+        sample = ", ".join(printable(v) for v in (r.get("partial_unexpected_list") or [])[:3])
+        parts.append(f"{r['unexpected_count']} unexpected value(s) ({pct:.1f}%), e.g. [{sample}]")
     kw = {
         k: v
         for k, v in res.expectation_config.kwargs.items()
@@ -202,14 +224,57 @@ def validate_frame(frame: pd.DataFrame, cfg: ModelConfig, gx_dir: str | Path) ->
         sev = sev.split(".")[-1].lower()
         finding = Finding(conf.type, conf.kwargs.get("column"), sev, _detail(res))
         (failures if sev == "critical" else warnings).append(finding)
+    times = event_times_finding(frame)
+    if times is not None:
+        failures.append(times)
     status: Status = "fail" if failures else ("warn" if warnings else "pass")
     return ValidationOutcome(
         status=status,
         suite=cfg.validation_suite,
-        evaluated=len(result.results),
+        evaluated=len(result.results) + 1,
         failures=failures,
         warnings=warnings,
         gx_result=result.to_json_dict(),
+    )
+
+
+def event_times_finding(frame: pd.DataFrame) -> Finding | None:
+    """Event times must be times: a Parquet timestamp column, or text that pandas parses the
+    way the later steps parse it (one format for the column). GX 1.x has no expectation for
+    this (``expect_column_values_to_be_dateutil_parseable`` refuses timestamp columns), and
+    without it a batch of ``"abc"`` or of plain numbers (read as nanoseconds after 1970)
+    would be accepted and then break or misorder every later run."""
+    import pandas as pd
+
+    if TIME_COLUMN not in frame.columns:
+        return None  # expect_column_to_exist reports it
+    col = frame.loc[:, frame.columns == TIME_COLUMN].iloc[:, 0]
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return None
+    values = col.dropna()  # empty ones: expect_column_values_to_not_be_null reports them
+    is_text = values.map(lambda v: isinstance(v, str))
+    try:
+        with warnings.catch_warnings():  # "Could not infer format": then each value alone
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(values.where(is_text), errors="coerce", utc=True)
+        bad = ~is_text | parsed.isna()
+    except Exception as exc:  # whatever pandas refuses is not a time column
+        return Finding(
+            "expect_column_values_to_be_event_times",
+            TIME_COLUMN,
+            "critical",
+            f"cannot be read as dates and times: {printable(exc)}",
+        )
+    if not bad.any():
+        return None
+    sample = ", ".join(printable(v) for v in values[bad].iloc[:3])
+    return Finding(
+        "expect_column_values_to_be_event_times",
+        TIME_COLUMN,
+        "critical",
+        f"{int(bad.sum())} value(s) that are not dates and times in one format, e.g. "
+        f"[{sample}]; expected a Parquet timestamp or ISO 8601 text like "
+        "'1996-05-07T00:30:00'",
     )
 
 
@@ -219,5 +284,5 @@ def unreadable(cfg: ModelConfig, message: str) -> ValidationOutcome:
         status="fail",
         suite=cfg.validation_suite,
         evaluated=0,
-        failures=[Finding("file_is_readable", None, "critical", message)],
+        failures=[Finding("file_is_readable", None, "critical", one_line(message, 500))],
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from costaware import faults
 from costaware.batches import data
+from costaware.batches.labels import ingest_labels
 from costaware.errors import BatchError, ValidationFailed
 from costaware.faults import step_points
 from costaware.steps.context import StepContext
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 @step_points
 def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
     """Take in labels that arrived and pick the batch to process (None: nothing to do)."""
-    labels = data.ingest_labels(ctx.settings, ctx.cfg, ctx.ledger, ctx.run_id)
+    labels = ingest_labels(ctx.settings, ctx.cfg, ctx.ledger, ctx.run_id)
     ref = data.find_batch(ctx.settings, ctx.model, batch)
     if ref is None:
         log.info(
@@ -43,7 +44,7 @@ def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
         Path(ref.path).name,
         ref.size_bytes / 1024,
         ref.sha256[:12],
-        labels or "none",
+        [f"{s['file']}: {s['status']}" for s in labels] or "none",
     )
     return {"batch": ref.as_dict(), "labels_ingested": labels}
 

@@ -116,7 +116,7 @@ label_files = sa.Table(
     sa.Column("model", sa.String(64), nullable=False),
     sa.Column("name", sa.String(250), nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),  # accepted | warned | quarantined
+    sa.Column("status", sa.String(20), nullable=False),  # accepted|warned|quarantined|duplicate
     sa.Column("rows", sa.Integer, nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("message", sa.Text, nullable=False, default=""),
