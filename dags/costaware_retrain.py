@@ -1,8 +1,10 @@
 """
 ### Cost-aware retraining: `retrain_<model>`
 
-One DAG per model config in `include/models/`. Each run takes the oldest batch waiting in
-the model's landing zone (or the one named in the trigger form) through:
+One DAG per valid model config in `include/models/` (or `$COSTAWARE_MODELS_DIR`; an
+invalid one is listed under the import errors of `costaware_model_configs.py`). Each run
+takes the oldest batch waiting in the model's landing zone (or the one named in the
+trigger form) through:
 
 `collect_batch → validate_batch → measure_drift → measure_performance → estimate_cost →
 cost_checkpoint → train_challenger → evaluate_challenger → promote_or_reject → publish_report`
@@ -12,7 +14,8 @@ cost_checkpoint → train_challenger → evaluate_challenger → promote_or_reje
 * The **cost checkpoint** retrains only when the expected metric gain is worth its cost
   (`max_usd_per_metric_point`), within budget and after the cooldown; above the
   auto-approve limit or the month's budget it asks a person: **approve_retrain** waits in
-  the UI (Required actions) for Approve / Reject, and rejects by itself after 24 hours.
+  the UI (Required actions) for Approve / Reject; only an Approve trains, and nobody
+  answering within the model's `airflow.approval_timeout_hours` (default 24) rejects.
 * A challenger is promoted only if it beats the champion on the same held-out window.
 
 The report of each run is in `$COSTAWARE_HOME/reports/<model>/<batch>/index.html`.
@@ -20,17 +23,13 @@ The report of each run is in `$COSTAWARE_HOME/reports/<model>/<batch>/index.html
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pendulum
-from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from costaware.app.dag_defaults import model_dag_kwargs
-from costaware.config import ModelConfig, load_all
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
+from costaware.app.dag_defaults import approval_timeout, model_dag_kwargs
+from costaware.config import ModelConfig, load_models_for_dags
 
 
 def _ctx(model: str) -> Any:
@@ -60,7 +59,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         **model_dag_kwargs(cfg, "retrain"),
         doc_md=__doc__,
         description=cfg.description.strip() or f"cost-aware retraining of {model}",
-        schedule="@weekly",
+        schedule=cfg.airflow.schedule,
         params={
             "force": Param(
                 False,
@@ -156,13 +155,17 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         def needs_approval(decision: dict[str, Any]) -> bool:
             return decision["action"] == "approve" and not decision["dry_run"]
 
-        approve_retrain = ApprovalOperator(
+        # A plain HITLOperator, not ApprovalOperator: on Reject that one skips downstream by
+        # raising, so the answer (who rejected, or the timeout) never reaches XCom. Here the
+        # answer is always this task's result, and train_challenger is the one gate.
+        approve_retrain = HITLOperator(
             task_id="approve_retrain",
+            options=["Approve", "Reject"],
             subject=f"Retrain {model}? The cost checkpoint asks for a person",
             body="{{ ti.xcom_pull(task_ids='cost_checkpoint')['reason'] }}\n\n"
             "The decision's numbers are in the cost_checkpoint task log and the run report.",
             defaults="Reject",  # nobody answered within the timeout: do not spend
-            response_timeout=pendulum.duration(hours=24),
+            response_timeout=approval_timeout(cfg),
         )
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
@@ -172,9 +175,14 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             from costaware.steps.train import train_challenger as step
 
             answer = get_current_context()["ti"].xcom_pull(task_ids="approve_retrain") or {}
-            approved = "Approve" in (answer.get("chosen_options") or [])
+            # Only a person's explicit Approve spends money: the timeout's default is Reject
+            # and carries no responder.
+            user = answer.get("responded_by_user") or {}
+            who = user.get("name") or user.get("id")
+            approved = answer.get("chosen_options") == ["Approve"] and bool(who)
             if not (decision["train"] or approved):
-                raise AirflowSkipException(f"not retraining: {decision['reason']}")
+                said = f"; approval: {answer.get('chosen_options')} by {who}" if answer else ""
+                raise AirflowSkipException(f"not retraining: {decision['reason']}{said}")
             return step(_ctx(model), validated["batch_id"])
 
         @task
@@ -187,9 +195,16 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         def promote_or_reject(
             evaluation: dict[str, Any], trained: dict[str, Any], decision: dict[str, Any]
         ) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from costaware.errors import ChampionMoved
             from costaware.steps.promote import promote_or_reject as step
 
-            return step(_ctx(model), evaluation)
+            try:
+                return step(_ctx(model), evaluation)
+            except ChampionMoved as exc:
+                # The champion moved since the evaluation: a retry would be refused again.
+                raise AirflowFailException(str(exc)) from exc
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def publish_report(
@@ -208,6 +223,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
                 "performance": perf,
                 "cost": cost,
                 "decision": decision,
+                "approval": ti.xcom_pull(task_ids="approve_retrain"),
                 "training": ti.xcom_pull(task_ids="train_challenger"),
                 "evaluation": ti.xcom_pull(task_ids="evaluate_challenger"),
                 "outcome": ti.xcom_pull(task_ids="promote_or_reject"),
@@ -231,5 +247,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
     return retrain()
 
 
-for _cfg in load_all(MODELS_DIR).values():
+# A bad config is skipped here (and reported by costaware_model_configs.py), so it cannot
+# hide the other models' DAGs.
+for _cfg in load_models_for_dags().configs.values():
     globals()[f"retrain_{_cfg.name}"] = build_retrain_dag(_cfg)

@@ -8,15 +8,12 @@ that was champion becomes `previous_champion`, so a rollback can itself be undon
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
 from costaware.app.dag_defaults import model_dag_kwargs
-from costaware.config import ModelConfig, load_all
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / "include" / "models"
+from costaware.config import ModelConfig, load_models_for_dags
 
 
 def build_rollback_dag(cfg: ModelConfig) -> Any:
@@ -43,18 +40,26 @@ def build_rollback_dag(cfg: ModelConfig) -> Any:
     def rollback() -> None:
         @task
         def rollback_champion() -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+
             from costaware.app.airflow_glue import step_context
+            from costaware.errors import RegistryError
             from costaware.steps.promote import rollback as step
 
             context = get_current_context()
             params = context["params"]
             ctx = step_context(model, context, actor=f"airflow:rollback_{model}")
-            return step(ctx, params.get("target_version") or None, params.get("reason") or "")
+            try:
+                return step(ctx, params.get("target_version") or None, params.get("reason") or "")
+            except RegistryError as exc:  # nothing to roll back to, or the champion moved
+                raise AirflowFailException(str(exc)) from exc
 
         rollback_champion()
 
     return rollback()
 
 
-for _cfg in load_all(MODELS_DIR).values():
+# A bad config is skipped here (and reported by costaware_model_configs.py), so it cannot
+# hide the other models' DAGs.
+for _cfg in load_models_for_dags().configs.values():
     globals()[f"rollback_{_cfg.name}"] = build_rollback_dag(_cfg)

@@ -90,7 +90,7 @@ def finops_showback() -> None:
         from airflow.sdk import Connection
         from airflow.sdk.exceptions import AirflowNotFoundException
 
-        from costaware.config import load_all
+        from costaware.config import load_models
         from costaware.costs import make_cost_source
         from costaware.costs.budgets import SLACK_CONN_ID, alert, model_budget, slack_webhook_url
         from costaware.errors import CostSourceError
@@ -101,7 +101,10 @@ def finops_showback() -> None:
         settings = Settings.from_env()
         ledger = Ledger(settings.db_url)
         statuses = []
-        for cfg in load_all(settings.models_dir).values():
+        found = load_models(settings.models_dir)
+        for error in found.errors.values():  # one bad YAML must not hide the others' alerts
+            print(f"budget alerts skip a model config: {error}")
+        for cfg in found.configs.values():
             cp = cfg.cost_policy
             source = make_cost_source(cp.cost_source, ledger, cp.cost_source_options)
             tags = {"model": cfg.tags.model, "team": cfg.tags.team, "env": cfg.tags.env}

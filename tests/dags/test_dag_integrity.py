@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ..conftest import ROOT
 
@@ -58,13 +60,52 @@ def test_retrain_dag_shape_and_params(dagbag) -> None:
     assert "validate_batch" in dag.get_task("collect_batch").downstream_task_ids
     assert "evaluate_challenger" in dag.get_task("train_challenger").downstream_task_ids
     approval = dag.get_task("approve_retrain")
-    assert type(approval).__name__ == "ApprovalOperator"
+    assert type(approval).__name__ == "HITLOperator"  # its answer always reaches XCom
+    assert approval.options == ["Approve", "Reject"] and approval.multiple is False
     assert approval.defaults == ["Reject"]  # silence never spends money
     assert dag.get_task("needs_approval").downstream_task_ids == {"approve_retrain"}
     assert "train_challenger" in approval.downstream_task_ids
     assert set(dag.params.keys()) == {"force", "dry_run", "max_usd_per_metric_point", "batch"}
     for key in dag.params.keys():
         assert dag.params.get_param(key).schema.get("title"), key
+
+
+def test_shipped_airflow_knobs(dagbag) -> None:
+    """No ``airflow:`` section in the shipped YAMLs: the DAGs run as they always did."""
+    retrain, rollback = dagbag.dags["retrain_elec2"], dagbag.dags["rollback_elec2"]
+    assert retrain.schedule == "@weekly" and rollback.schedule is None
+    for dag in (retrain, rollback):
+        for t in dag.tasks:
+            assert (t.retries, t.retry_delay) == (2, dt.timedelta(seconds=30)), t.task_id
+    assert retrain.get_task("approve_retrain").response_timeout == dt.timedelta(hours=24)
+
+
+def test_airflow_knobs_come_from_the_model_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_home: Path
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    raw = yaml.safe_load((ROOT / "include" / "models" / "elec2.yaml").read_text())
+    raw["airflow"] = {
+        "retries": 5,
+        "retry_delay_seconds": 0.5,
+        "approval_timeout_hours": 0.25,
+        "schedule": "0 6 * * 1",
+    }
+    (tmp_path / "elec2.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("COSTAWARE_MODELS_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    assert {"retrain_elec2", "rollback_elec2"} <= set(bag.dag_ids)
+    assert "retrain_weather" not in bag.dag_ids  # only this folder's models
+    retrain, rollback = bag.dags["retrain_elec2"], bag.dags["rollback_elec2"]
+    assert retrain.schedule == "0 6 * * 1"
+    assert retrain.timetable.expression == "0 6 * * 1"
+    assert rollback.schedule is None  # rollbacks are always manual
+    for dag in (retrain, rollback):
+        for t in dag.tasks:
+            assert (t.retries, t.retry_delay) == (5, dt.timedelta(milliseconds=500)), t.task_id
+    assert retrain.get_task("approve_retrain").response_timeout == dt.timedelta(minutes=15)
 
 
 _PARSE = """

@@ -44,7 +44,26 @@ def _fmt(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
-def _final_outcome(action: str, decision: dict[str, Any], outcome: dict[str, Any]) -> str:
+def approval_outcome(answer: dict[str, Any] | None) -> str:
+    """A person's answer to an ``approve`` decision (the approve_retrain task's result), in
+    the ledger's words: approved, rejected by <who>, timed out, or not approved."""
+    if not answer or not answer.get("chosen_options"):
+        return "not approved"  # no answer recorded: the approval task never finished
+    user = answer.get("responded_by_user") or {}
+    who = user.get("name") or user.get("id")
+    if not who:
+        return "timed out"  # the timeout applies the default (Reject) with no responder
+    if answer["chosen_options"] == ["Approve"]:
+        return "approved"
+    return f"rejected by {who}"[:40]  # the ledger's outcome column holds 40 characters
+
+
+def _final_outcome(
+    action: str,
+    decision: dict[str, Any],
+    outcome: dict[str, Any],
+    approval: dict[str, Any] | None = None,
+) -> str:
     """What became of the run, in the words the ledger's ``outcome`` column uses."""
     if outcome.get("action") == "promote":
         return "promoted"
@@ -52,7 +71,9 @@ def _final_outcome(action: str, decision: dict[str, Any], outcome: dict[str, Any
         return "rejected"
     if decision.get("dry_run"):
         return "dry_run"
-    return {"skip": "skipped", "approve": "not approved"}.get(action, "trained")
+    if action == "approve":
+        return approval_outcome(approval)
+    return {"skip": "skipped"}.get(action, "trained")
 
 
 @step_points
@@ -66,7 +87,7 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
     evaluation = results.get("evaluation") or {}
     drift = results.get("drift") or {}
     action = decision.get("action", "none")
-    final = _final_outcome(action, decision, outcome)
+    final = _final_outcome(action, decision, outcome, results.get("approval"))
     if decision:
         row = ctx.ledger.decision(ctx.model, ctx.run_id)
         if row is not None and row["outcome"] != final:
@@ -85,12 +106,18 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
         )
     if cost.get("spent_this_month_unknown"):
         parts.append(f"<p>Spent this month: {html.escape(str(cost['spent_this_month_text']))}</p>")
-    if action == "approve" and final == "not approved":
-        parts.append(
-            "<p><b>Needed a person's approval and did not get it</b> (rejected in the UI, or "
-            "no answer within the timeout). To retrain anyway, trigger this DAG again with "
-            "<code>force</code> ticked.</p>"
-        )
+    if action == "approve":
+        answer = approval_outcome(results.get("approval"))
+        if answer == "approved":
+            user = results["approval"].get("responded_by_user") or {}
+            who = user.get("name") or user.get("id")
+            parts.append(f"<p><b>Approved by {html.escape(str(who))}</b>.</p>")
+        else:
+            parts.append(
+                f"<p><b>Needed a person's approval and did not get it</b> "
+                f"({html.escape(answer)}). To retrain anyway, trigger this DAG again with "
+                "<code>force</code> ticked.</p>"
+            )
     led = ctx.ledger.decision(ctx.model, ctx.run_id)
     if led is not None:
         det = led["details"]
