@@ -63,6 +63,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's server on 127.0.0.1 (AWS over real HTTP), for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 _AIRFLOW_STATE: Settings | None = None
 
 

@@ -15,17 +15,6 @@ from costs_fakes import FakeCloudServer
 from costaware.store.ledger import Ledger
 
 
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def moto(moto_url: str) -> str:
     """The moto server, reset: every test starts with no queued results or budgets."""

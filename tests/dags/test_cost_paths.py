@@ -29,17 +29,6 @@ from ..conftest import ROOT, make_settings
 from .harness import WEEKS, Harness
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def _reset(moto_url: str, results: list[dict[str, Any]] | None = None) -> None:
     requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
     if results:

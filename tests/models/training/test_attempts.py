@@ -18,16 +18,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from costaware.config import SpotSpec
-from costaware.costs.prices import StaticPriceSource
 from costaware.errors import TrainingError
 from costaware.models.scoring import load_model_file, score
-from costaware.models.training import TrainingJob
 from costaware.models.training.base import Attempt
 from costaware.models.training.local import PIDFILE, LocalBackend
 
 from ... import factories
-from ...steps.helpers import FEATURES, killed_at, process_running
+from ...steps.helpers import killed_at, process_running
+from .jobs import FEATURES, make_backend
+from .jobs import make_job as _job
 
 # m5.xlarge in the static price table: $0.192/h on demand, $0.074/h spot.
 SPOT_PER_H, ON_DEMAND_PER_H = 0.074, 0.192
@@ -40,31 +39,6 @@ def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("train") / "train.parquet"
     frame.to_parquet(path)
     return path
-
-
-def _job(tmp: Path, train: Path, name: str) -> TrainingJob:
-    return TrainingJob(
-        job_id=name,
-        algorithm="xgboost",
-        train_path=str(train),
-        features=FEATURES,
-        target="class",
-        params={"max_depth": 4, "subsample": 0.7, "colsample_bytree": 0.8},
-        num_boost_round=60,
-        chunk_rounds=10,
-        seed=3,
-        workdir=str(tmp / name),
-    )
-
-
-def _backend(rate: float, max_interruptions: int = 1) -> LocalBackend:
-    return LocalBackend(
-        "m5.xlarge",
-        "us-east-1",
-        StaticPriceSource(),
-        SpotSpec(interruption_rate=rate, max_interruptions=max_interruptions),
-        billing_overhead_minutes=OVERHEAD_MIN,
-    )
 
 
 class Reports:
@@ -164,3 +138,7 @@ def test_retry_stops_the_orphan_worker_and_keeps_every_attempt(
         score(load_model_file(result.model_path), frame, FEATURES),
         score(load_model_file(clean.model_path), frame, FEATURES),
     )
+
+
+def _backend(rate: float, max_interruptions: int = 1) -> LocalBackend:
+    return make_backend(rate, max_interruptions, OVERHEAD_MIN)

@@ -9,16 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from costaware.config import SpotSpec
 from costaware.costs.prices import StaticPriceSource
 from costaware.errors import UnknownBackendError
 from costaware.models.scoring import load_model_file, score
-from costaware.models.training import TrainingJob, get_backend
-from costaware.models.training.local import LocalBackend
+from costaware.models.training import get_backend
 
 from ... import factories
-
-FEATURES = ["period", "nswdemand", "vicprice", "vicdemand", "transfer"]
+from .jobs import FEATURES
+from .jobs import make_backend as _backend
+from .jobs import make_job as _job
 
 
 @pytest.fixture(scope="module")
@@ -28,32 +27,6 @@ def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("train") / "train.parquet"
     frame.to_parquet(path)
     return path
-
-
-def _job(tmp: Path, train: Path, name: str, algorithm: str = "xgboost") -> TrainingJob:
-    # Subsampling on purpose: resume must still be exact.
-    return TrainingJob(
-        job_id=name,
-        algorithm=algorithm,
-        train_path=str(train),
-        features=FEATURES,
-        target="class",
-        params={"max_depth": 4, "subsample": 0.7, "colsample_bytree": 0.8},
-        num_boost_round=60,
-        chunk_rounds=10,
-        seed=3,
-        workdir=str(tmp / name),
-    )
-
-
-def _backend(rate: float, max_interruptions: int = 2) -> LocalBackend:
-    return LocalBackend(
-        "m5.xlarge",
-        "us-east-1",
-        StaticPriceSource(),
-        SpotSpec(interruption_rate=rate, max_interruptions=max_interruptions),
-        billing_overhead_minutes=5,
-    )
 
 
 def test_interrupted_run_resumes_to_the_same_model(tmp_path: Path, train_file: Path) -> None:
