@@ -36,7 +36,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session. Fails, never skips, when the
     server on 127.0.0.1:5432 is not there: CI must test the ledger on PostgreSQL."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"costaware_test_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:
