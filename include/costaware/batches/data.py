@@ -189,9 +189,9 @@ def labelled_frame(settings: Settings, cfg: ModelConfig, ledger: Ledger) -> pd.D
         part["batch_id"] = bid
         parts.append(part)
     rows = pd.concat(parts, ignore_index=True)
-    rows[TIME_COLUMN] = pd.to_datetime(
-        rows[TIME_COLUMN], utc=True, errors="coerce"
-    ).dt.tz_convert(None)
+    rows[TIME_COLUMN] = pd.to_datetime(rows[TIME_COLUMN], utc=True, errors="coerce").dt.tz_convert(
+        None
+    )
     if cfg.target.name in rows.columns:
         rows = rows.drop(columns=[cfg.target.name])
     # Labels keep ids as text (7, 7.0 and "7" are one event): join on that form.

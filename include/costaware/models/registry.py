@@ -11,6 +11,7 @@ compare-and-set (``move_champion``): they name the champion they expect to repla
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -23,6 +24,8 @@ from costaware.errors import ChampionMoved, RegistryError, RegistryUnavailable
 MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{1,40}")  # as config.ModelConfig.name allows
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 RUN_KEY_TAG = "costaware.run_key"
+RUN_KEY_SHA_TAG = "costaware.run_key_sha"  # the run key, safe inside an MLflow filter string
+MODEL_URI_TAG, MODEL_ID_TAG = "costaware.model_uri", "costaware.model_id"
 REFERENCE_TAG = "costaware.reference_path"  # the training data: the drift reference
 POINTS_TAG = "costaware.reference_points"
 BORN_TAG = "costaware.born_batch"  # the batch whose run trained the version
@@ -120,22 +123,10 @@ class Registry:
         if existing is not None:
             log.info("version %s of %s already registered for %s", existing, model, run_key)
             return existing
-        import mlflow
-
-        from costaware.models.scoring import load_model_file
-
-        self.client  # noqa: B018 - points mlflow's fluent API here
-        obj = load_model_file(model_path)
-        reqs = _requirements(algorithm)
-        with mlflow.start_run(experiment_id=self._experiment(model), run_name=run_key[:200]) as run:
-            mlflow.log_params({k: str(v)[:250] for k, v in params.items()})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
-            mlflow.set_tags({**tags, RUN_KEY_TAG: run_key})
-            if algorithm == "xgboost":
-                info = mlflow.xgboost.log_model(obj, name="model", pip_requirements=reqs)
-            else:
-                info = mlflow.sklearn.log_model(obj, name="model", pip_requirements=reqs)
-            run_id = run.info.run_id
+        experiment = self._experiment(model)
+        run_id, model_uri, model_id = self._logged_model(experiment, run_key) or self._log_model(
+            experiment, model_path, algorithm, run_key, params, metrics, tags
+        )
         if self._registered_model(model) is None:
             try:
                 self.client.create_registered_model(model, tags={"costaware": "true"})
@@ -146,12 +137,58 @@ class Registry:
         # A tracking server checks that a models:/ source names its logged model (MLflow 3).
         mv = self.client.create_model_version(
             model,
-            info.model_uri,
+            model_uri,
             run_id=run_id,
             tags={**tags, RUN_KEY_TAG: run_key},
-            model_id=info.model_id,
+            model_id=model_id,
         )
         return str(mv.version)
+
+    def _logged_model(self, experiment: str, run_key: str) -> tuple[str, str, str] | None:
+        """The model an earlier try of this run logged but did not register yet: (run id,
+        model URI, model id). A run of this key that died while logging is marked deleted."""
+        try:
+            found = self.client.search_runs(
+                [experiment], filter_string=f"tags.`{RUN_KEY_SHA_TAG}` = '{_sha(run_key)}'"
+            )
+        except Exception as exc:
+            raise _unavailable(f"which runs logged {run_key!r}", exc) from exc
+        for run in found:
+            t = run.data.tags
+            if MODEL_URI_TAG in t and t.get(RUN_KEY_TAG) == run_key:
+                log.info("reusing the model run %s logged by an earlier try", run.info.run_id)
+                return run.info.run_id, t[MODEL_URI_TAG], t[MODEL_ID_TAG]
+            self.client.delete_run(run.info.run_id)  # partial: no model was logged
+        return None
+
+    def _log_model(
+        self,
+        experiment: str,
+        model_path: str | Path,
+        algorithm: str,
+        run_key: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+    ) -> tuple[str, str, str]:
+        import mlflow
+
+        from costaware.models.scoring import load_model_file
+
+        self.client  # noqa: B018 - points mlflow's fluent API here
+        obj = load_model_file(model_path)
+        reqs = _requirements(algorithm)
+        with mlflow.start_run(experiment_id=experiment, run_name=run_key[:200]) as run:
+            mlflow.set_tags({**tags, RUN_KEY_TAG: run_key, RUN_KEY_SHA_TAG: _sha(run_key)})
+            mlflow.log_params({k: str(v)[:250] for k, v in params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+            if algorithm == "xgboost":
+                info = mlflow.xgboost.log_model(obj, name="model", pip_requirements=reqs)
+            else:
+                info = mlflow.sklearn.log_model(obj, name="model", pip_requirements=reqs)
+            # Last: a run with this tag has its model (see ``_logged_model``).
+            mlflow.set_tags({MODEL_URI_TAG: info.model_uri, MODEL_ID_TAG: info.model_id})
+            return run.info.run_id, info.model_uri, info.model_id
 
     def _registered_model(self, model: str) -> Any | None:
         try:
@@ -274,6 +311,10 @@ class Registry:
         flavor = self.version_tags(model, version).get("costaware.algorithm", "xgboost")
         loader = mlflow.xgboost.load_model if flavor == "xgboost" else mlflow.sklearn.load_model
         return self._call(f"model files of version {version} of {model!r}", loader, uri)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _v(version: str | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from costaware.models.registry import BORN_TAG, CHALLENGER, REFERENCE_TAG
 from costaware.steps.context import StepContext
 
 log = logging.getLogger(__name__)
+SUMMARY = "summary.json"
 
 
 def run_key(ctx: StepContext, batch_id: str) -> str:
@@ -43,18 +45,21 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
 
     cfg, t = ctx.cfg, ctx.cfg.training
     key = run_key(ctx, batch_id)
+    job_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+    workdir = ctx.settings.work(ctx.model) / job_id
     existing = ctx.registry.find_version(ctx.model, key)
     if existing is not None:  # a retried task: the model of this run is already registered
         log.info("challenger v%s already registered for %s; not training again", existing, key)
         _mark_challenger(ctx, existing)
-        return {"version": existing, "reused": True, **run_spend(ctx.ledger, ctx.model, ctx.run_id)}
+        first = workdir / SUMMARY
+        summary = json.loads(first.read_text()) if first.exists() else {}
+        spend = run_spend(ctx.ledger, ctx.model, ctx.run_id)
+        return {**summary, "version": existing, "reused": True, **spend}
     labelled, windows = _labelled_windows(ctx)
     train = labelled[labelled["batch_id"].isin(windows.train_batches)].copy()
     train[cfg.target.name] = _y(ctx, train)
     if len(train) < t.min_train_rows:
         raise NotEnoughData(f"{ctx.model}: {len(train)} training rows < {t.min_train_rows}")
-    job_id = hashlib.sha256(key.encode()).hexdigest()[:16]
-    workdir = ctx.settings.work(ctx.model) / job_id
     workdir.mkdir(parents=True, exist_ok=True)
     train_path = workdir / "train.parquet"
     if not train_path.exists():  # a retry keeps the first try's data (a worker may read it)
@@ -156,7 +161,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         attempts,
         spend["spend"],
     )
-    return {
+    summary = {
         "version": version,
         "reused": False,
         "train_rows": len(train),
@@ -167,6 +172,8 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         "runtime_s": result.runtime_s,
         "attempts": attempts,
     }
+    data.write_json_atomic(workdir / SUMMARY, summary)  # what a retry returns, if one comes
+    return summary
 
 
 def _mark_challenger(ctx: StepContext, version: str) -> None:

@@ -126,7 +126,9 @@ label_files = sa.Table(
     sa.UniqueConstraint("model", "name", "sha256", name="uq_label_files_model_name_sha"),
 )
 
-COST_STATUSES = ("final", "running", "lost")  # lost: the attempt's process died unpriced
+# final: priced (the note says when the billed time is a lower bound); running: started, not
+# ended yet; lost: its cost is unknown (the process died leaving no sign of when).
+COST_STATUSES = ("final", "running", "lost")
 HEAD = "0002"
 _upgraded: set[str] = set()
 _upgrade_lock = threading.Lock()

@@ -216,34 +216,51 @@ def _settle_earlier_tries(
 ) -> list[Attempt]:
     """The attempts an earlier try of this task recorded. One still ``running`` lost its task
     process: if its worker outlived it, the worker is stopped now (never two workers on one
-    checkpoint folder) and the attempt is billed up to now; if the worker is gone too, when
-    it stopped is unknown and so is its cost — recorded as unknown, never as $0."""
+    checkpoint folder) and the attempt is billed up to now; if the worker is gone too, it is
+    billed up to its last sign of life (``_last_sign_of_life``); with none, its cost is
+    unknown — recorded as unknown (``lost``), never as $0."""
     attempts = _load_attempts(workdir)
     for i, a in enumerate(attempts):
         if a.status != "running":
             continue
         killed_at = _stop_orphan(workdir, job_file)
-        if killed_at is not None and a.started_at is not None:
-            billed = overhead_s + (killed_at - a.started_at)
+        ended, note = killed_at, "its task died; the worker ran on until the retry stopped it"
+        if ended is None:  # the worker is gone too: when did it stop?
+            ended, note = _last_sign_of_life(workdir)
+        end_chunk = _progress(workdir)["chunks_done"]
+        if ended is not None and a.started_at is not None and ended >= a.started_at:
+            billed = overhead_s + (ended - a.started_at)
             attempts[i] = dataclasses.replace(
                 a,
-                end_chunk=_progress(workdir)["chunks_done"],
-                seconds=killed_at - a.started_at,
+                end_chunk=end_chunk,
+                seconds=ended - a.started_at,
                 billed_seconds=billed,
                 usd=billed / 3600 * price(a.capacity).usd_per_hour,
                 status="final",
-                note="its task died; the worker ran on until the retry stopped it",
+                note=note,
             )
         else:
             attempts[i] = dataclasses.replace(
                 a,
-                end_chunk=_progress(workdir)["chunks_done"],
+                end_chunk=end_chunk,
                 status="lost",
-                note="its task and worker died at an unknown time: cost unknown",
+                note="its task and worker died before it wrote anything: cost unknown",
             )
         report(attempts[i])
     _save_attempts(workdir, attempts)
     return attempts
+
+
+def _last_sign_of_life(workdir: Path) -> tuple[float | None, str]:
+    """When a worker that is gone stopped: exactly when it finished the job (``model.done``),
+    else at least its last checkpoint (a lower bound, said so in the note)."""
+    done = workdir / "model.done"
+    if done.exists():
+        return done.stat().st_mtime, "its task died; the worker finished the job on its own"
+    last = _progress(workdir).get("time")
+    if last is not None:
+        return float(last), "its task and worker died; billed up to its last checkpoint (at least)"
+    return None, ""
 
 
 def _stop_orphan(workdir: Path, job_file: Path) -> float | None:
