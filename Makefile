@@ -35,6 +35,9 @@ demo: $(VENV)/.installed ## replay Elec2 week by week through the real DAG (stat
 test: setup ## the whole test suite (SQLite and the PostgreSQL on 127.0.0.1:5432)
 	$(BIN)/python -m pytest -q
 
+test-fast: setup ## the suite without the slow end-to-end parts (fault injection, property tests)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check include dags plugins tests bench
 	$(BIN)/ruff format --check include dags plugins tests bench
