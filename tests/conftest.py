@@ -10,6 +10,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+# Tests fork task processes from this one (tests/faults, tests/steps) the way Airflow forks
+# task processes. GNU OpenMP is not fork-safe: once XGBoost ran a parallel region here (a
+# dag.test() task runs in this process), a forked child's first parallel region waits for
+# threads that do not exist and hangs. One OpenMP thread never starts that pool. Set before
+# any test module loads XGBoost (libgomp reads it when it loads).
+os.environ["OMP_NUM_THREADS"] = "1"
+
 from costaware.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
