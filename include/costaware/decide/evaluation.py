@@ -159,11 +159,18 @@ def judge(
     # It ties every pair (ROC AUC 50), always predicts the majority class (accuracy), and is
     # the best constant for log loss.
     chance = _finite(metric_points(y_arr, np.full(n, y_arr.mean()), metric)) if n else None
-    check(
-        "better than chance",
-        chall_pts is not None and chance is not None and chall_pts > chance,
-        f"challenger {_fmt(chall_pts)} pts vs {_fmt(chance)} for the constant base-rate predictor",
-    )
+    below_chance = not (chall_pts is not None and chance is not None and chall_pts > chance)
+    if champ is None:
+        # A first model must beat a constant. With a champion, the paired comparison decides:
+        # a challenger that beats a champion which is worse still (a concept that flipped on
+        # the held-out window) is an improvement for what is served, so it may be promoted;
+        # the reason then says both are below chance.
+        check(
+            "better than chance",
+            not below_chance,
+            f"challenger {_fmt(chall_pts)} pts vs {_fmt(chance)} for the constant base-rate "
+            "predictor",
+        )
 
     gain = interval = defined = drawn = None
     if champ is not None:
@@ -219,6 +226,11 @@ def judge(
             if wins
             else f"{text}: needs ≥ {spec.min_gain_points:g} pts with the interval above 0"
         )
+        if below_chance:
+            reason += (
+                f" (both below the constant base-rate predictor's {_fmt(chance)} pts: the "
+                "held-out window may have changed meaning)"
+            )
     return Verdict(
         verdict=verdict,
         reason=reason,
