@@ -53,8 +53,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     ctx = StepContext.for_model(args.model)
     reg = ctx.registry
     print(f"model {args.model}")
+    aliases = reg.aliases(args.model)
     for alias in (CHAMPION, PREVIOUS, CHALLENGER):
-        print(f"  {alias:<18} v{reg.alias(args.model, alias)}")
+        print(f"  {alias:<18} {_version(aliases.get(alias))}")
     print(f"  versions           {reg.versions(args.model)}")
     rows = ctx.ledger.decisions(args.model)[-args.last :]
     print(f"last {len(rows)} decisions:")
@@ -62,11 +63,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"  {d['batch_id']:<18} {d['action']:<8} {d['outcome'] or '-':<18} {d['reason']}")
     print("audit:")
     for a in ctx.ledger.audit(args.model)[-args.last :]:
+        # The run's clock (README: One clock) when the row has it, else when it was written.
+        when = a["data_time"] or a["created_at"]
+        status = "" if a["status"] == "done" else f" [{a['status'].upper()}]"
         print(
-            f"  {a['created_at']:%Y-%m-%d %H:%M} {a['action']:<8} v{a['from_version']} → "
-            f"v{a['to_version']} by {a['actor']}: {a['reason']}"
+            f"  {when:%Y-%m-%d %H:%M} {a['action']:<8} {_version(a['from_version'])} → "
+            f"{_version(a['to_version'])} by {a['actor']}{status}: {a['reason']}"
         )
     return 0
+
+
+def _version(version: str | None) -> str:
+    return "-" if version is None else f"v{version}"
 
 
 def _cmd_suites(args: argparse.Namespace) -> int:
