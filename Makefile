@@ -7,7 +7,7 @@ export COSTAWARE_HOME ?= $(CURDIR)/.costaware
 BATCHES ?= 26
 MODEL ?= elec2
 
-.PHONY: setup demo test test-fast lint typecheck airflow lock bench-policy bench-drift clean
+.PHONY: setup demo test test-fast lint typecheck airflow lock bench-policy bench-drift bench-scale clean
 
 # The FinOps Foundation's focus-validator needs Python >= 3.12 and an older numpy than
 # costaware's, so it lives in its own virtualenv; the FOCUS tests call it as a program.
@@ -57,6 +57,9 @@ bench-policy: $(VENV)/.installed
 
 bench-drift: $(VENV)/.installed
 	$(BIN)/python bench/drift.py
+
+bench-scale: $(VENV)/.installed ## DAG parse time and scheduler loop time, 1 to 300 models
+	$(BIN)/python bench/scale.py
 
 clean: ## forget the local state (data, ledger, registry, Airflow DB)
 	rm -rf $(COSTAWARE_HOME)
