@@ -9,6 +9,7 @@ price of its capacity, so the ledger holds what the run would have cost on that 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -31,7 +32,8 @@ from costaware.models.training.worker import _progress, model_file, n_chunks
 
 log = logging.getLogger(__name__)
 ATTEMPTS = "attempts.json"  # every attempt of the job, across retries of its task
-PIDFILE = "worker.pid"
+PIDFILE = "worker.pid"  # for people and tests; orphans are found by command line
+WORKER_MODULE = "costaware.models.training.worker"
 
 
 class LocalBackend:
@@ -70,7 +72,7 @@ class LocalBackend:
             env["COSTAWARE_SIM_RECLAIM_AFTER_CHUNK"] = str(stop_after)
         with (workdir / "worker.log").open("a") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "costaware.models.training.worker", str(job_file)],
+                [sys.executable, "-m", WORKER_MODULE, str(job_file)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -264,27 +266,32 @@ def _last_sign_of_life(workdir: Path) -> tuple[float | None, str]:
 
 
 def _stop_orphan(workdir: Path, job_file: Path) -> float | None:
-    """SIGKILL a worker of this job that is still running; the time it was stopped, or None
-    when there was none."""
-    pidfile = workdir / PIDFILE
-    if not pidfile.exists():
+    """SIGKILL every worker of this job that is still running; the time they were stopped,
+    or None when there was none. Workers are found by their command line (``-m
+    costaware.models.training.worker <job file>``), not by the pid file alone: a task killed
+    between starting its worker and writing the pid file leaves an orphan no file names."""
+    (workdir / PIDFILE).unlink(missing_ok=True)
+    wanted = [WORKER_MODULE.encode(), str(job_file).encode()]
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        if all(w in args for w in wanted) and not _zombie(int(proc.name)):
+            found.append(int(proc.name))
+    if not found:
         return None
-    pid = int(pidfile.read_text() or 0)
-    pidfile.unlink()
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError, ValueError):
-        return None
-    if str(job_file).encode() not in cmdline:
-        return None  # the pid was reused by another process
-    os.kill(pid, signal.SIGKILL)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     stopped = time.time()
     deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        if _zombie(pid):
-            break
+    while time.monotonic() < deadline and not all(_zombie(pid) for pid in found):
         time.sleep(0.02)
-    log.warning("stopped worker pid %d left running by an earlier try of this task", pid)
+    log.warning("stopped worker(s) %s left running by an earlier try of this task", found)
     return stopped
 
 
