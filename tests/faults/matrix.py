@@ -293,7 +293,9 @@ class WorkerWatch(Watch):
         for pid, created in self.seen.items():
             with contextlib.suppress(psutil.Error):
                 p = psutil.Process(pid)
-                if p.create_time() == created:
+                # A zombie is dead, only not reaped yet: its parent died with the killed task
+                # and whoever inherits it (PID 1 here) reaps when it likes. Not an orphan.
+                if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
                     self.orphans += 1
                     p.kill()
                     p.wait(5)
