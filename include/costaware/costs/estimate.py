@@ -184,6 +184,12 @@ class _Guarded:
         return self._ask(lambda s: s.price(instance_type, region, capacity))
 
 
+def _configured(role: str, name: str, fallback: str, build: Callable[[], Any]) -> Any:
+    """The configured source; guarded (its refusals caught) unless it is the fallback itself,
+    whose errors are raised as they are."""
+    return build() if name == fallback else _Guarded(role, name, build)
+
+
 def retrain_cost_now(
     cfg: ModelConfig, ledger: Ledger, today: dt.date, lookback_days: int = 90
 ) -> RetrainCost:
@@ -202,23 +208,17 @@ def retrain_cost_now(
     pol = cfg.cost_policy
     tags = model_tags(cfg)
     month_start, month_end = today.replace(day=1), today + dt.timedelta(days=1)
-    configured_costs: CostSource = (
-        make_cost_source("ledger", ledger, pol.cost_source_options)
-        if pol.cost_source == "ledger"
-        else _Guarded(
-            "cost",
-            pol.cost_source,
-            lambda: make_cost_source(pol.cost_source, ledger, pol.cost_source_options),
-        )
+    configured_costs: CostSource = _configured(
+        "cost",
+        pol.cost_source,
+        "ledger",
+        lambda: make_cost_source(pol.cost_source, ledger, pol.cost_source_options),
     )
-    configured_prices: PriceSource = (
-        make_price_source("static", ledger, pol.price_source_options)
-        if pol.price_source == "static"
-        else _Guarded(
-            "price",
-            pol.price_source,
-            lambda: make_price_source(pol.price_source, ledger, pol.price_source_options),
-        )
+    configured_prices: PriceSource = _configured(
+        "price",
+        pol.price_source,
+        "static",
+        lambda: make_price_source(pol.price_source, ledger, pol.price_source_options),
     )
     refused: dict[str, _Refused] = {}
     while True:
