@@ -77,7 +77,7 @@ def finops_showback() -> None:
         options = {"path": params["focus_path"]} if params["source"] == "focus" else {}
         source = make_cost_source(params["source"], Ledger(settings.db_url), options)
         charges = load_charges(source, start, end)
-        out = settings.home / "reports" / "finops" / end.isoformat()
+        out = settings.storage / "reports" / "finops" / end.isoformat()
         paths: dict[str, Any] = {}
         for by in ("model", "team", "env"):
             summary = summarize(charges, by, start, end)

@@ -21,7 +21,7 @@ ALLOWED = {
     "store": set(),
     "decide": set(),
     "costs": {"store"},
-    "models": {"costs"},  # a training backend prices its attempts
+    "models": {"costs", "store"},  # a training backend prices its attempts, mirrors its files
     "batches": {"store"},
     "steps": {"batches", "decide", "models", "costs", "store"},
     "app": {"steps", "batches", "decide", "models", "costs", "store"},

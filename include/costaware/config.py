@@ -144,6 +144,24 @@ class TrainingSpec(_Strict):
     timeout_minutes: float = Field(default=30, gt=0)
 
 
+CONNECTIONS = {"aws_conn_id": "aws_default", "gcp_conn_id": "google_cloud_default"}
+# Parts of an option's name that say it holds a credential (aws_secret_access_key, token...).
+CREDENTIAL_WORDS = "password passwd secret token credential private_key access_key api_key"
+CREDENTIAL_WORDS += " keyfile key_path"
+
+
+def credential_options(options: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the options (nested ones too) whose name says they hold a credential."""
+    found = []
+    for key, value in options.items():
+        name = str(key).lower().replace("-", "_")
+        if any(word in name for word in CREDENTIAL_WORDS.split()):
+            found.append(f"{prefix}{key}")
+        elif isinstance(value, dict):
+            found += credential_options(value, f"{prefix}{key}.")
+    return found
+
+
 class CostPolicy(_Strict):
     max_usd_per_metric_point: float = Field(gt=0)
     auto_approve_usd: float = Field(ge=0)
@@ -158,6 +176,27 @@ class CostPolicy(_Strict):
     # "fallback" prices the retrain from the ledger prior / static table and flags it as a
     # fallback in the decision and the report; "fail" fails the task (Airflow retries it).
     on_source_error: Literal["fallback", "fail"] = "fallback"
+
+    @model_validator(mode="after")
+    def _no_credentials(self) -> CostPolicy:
+        # A model config names an Airflow connection, never a key: the YAML lives in git.
+        for role, source in (("cost", self.cost_source), ("price", self.price_source)):
+            options = getattr(self, f"{role}_source_options")
+            found = credential_options(options)
+            if not found:
+                continue
+            conn_option = {"aws": "aws_conn_id", "gcp": "gcp_conn_id"}.get(source)
+            where = (
+                f"the Airflow connection {options.get(conn_option, CONNECTIONS[conn_option])!r} "
+                f"(named by {role}_source_options.{conn_option})"
+                if conn_option
+                else "an Airflow connection"
+            )
+            raise ValueError(
+                f"{role}_source_options.{found[0]} holds a credential; a model config names a "
+                f"connection, never a key: remove it here and put it on {where}"
+            )
+        return self
 
 
 class Tags(_Strict):

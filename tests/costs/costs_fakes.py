@@ -3,10 +3,13 @@
 - Cloud Billing catalog: ``GET /v1/services/{service}/skus`` (paged by ``pageToken``);
 - BigQuery: ``POST /bigquery/v2/projects/{p}/queries`` (jobs.query) and
   ``GET /bigquery/v2/projects/{p}/queries/{jobId}`` (jobs.getQueryResults, paged);
-- AWS Pricing (JSON 1.1, ``X-Amz-Target: AWSPriceListService.GetProducts``), which moto lacks.
+- AWS Pricing (JSON 1.1, ``X-Amz-Target: AWSPriceListService.GetProducts``), which moto lacks;
+- an OAuth 2.0 token endpoint, ``POST /token``, where a service-account key's signed assertion
+  is exchanged for ``ACCESS_TOKEN`` (set a key's ``token_uri`` to ``{url}/token``).
 
-It records every request so tests can assert on the SQL and parameters that were sent. BigQuery
-answers come from ``bq_answer(sql, params) -> (schema fields, rows)``, set by the test.
+It records every request (its ``Authorization`` header too) so tests can assert on the SQL,
+parameters and credentials that were sent. BigQuery answers come from
+``bq_answer(sql, params) -> (schema fields, rows)``, set by the test.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, parse_qsl, urlparse
 
+ACCESS_TOKEN = "ya29.fake-token-from-costs-fakes"
 BqAnswer = Callable[[str, dict[str, Any]], tuple[list[dict[str, str]], list[list[Any]]]]
 
 
@@ -60,6 +64,10 @@ class FakeCloudServer:
             def _body(self) -> Any:
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
+                if self.headers.get("Content-Type", "").startswith(
+                    "application/x-www-form-urlencoded"
+                ):
+                    return dict(parse_qsl(raw.decode()))
                 return json.loads(raw) if raw else {}
 
             def do_GET(self) -> None:
@@ -83,8 +91,19 @@ class FakeCloudServer:
         parts = [p for p in url.path.split("/") if p]
         target = h.headers.get("X-Amz-Target", "")
         self.requests.append(
-            {"method": method, "path": url.path, "query": query, "body": body, "target": target}
+            {
+                "method": method,
+                "path": url.path,
+                "query": query,
+                "body": body,
+                "target": target,
+                "authorization": h.headers.get("Authorization"),
+            }
         )
+        if parts == ["token"]:
+            return h._send(
+                200, {"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"}
+            )
         if target:
             kind = "pricing"
         elif parts[:1] == ["services"]:

@@ -4,8 +4,11 @@ it cannot be confused with another folder's conftest)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from typing import Any
 
+import pytest
 import requests
 
 # One fixed "now" for every cost test: billing lag and month boundaries stay deterministic.
@@ -52,3 +55,20 @@ def ce_result(days: list[dict[str, Any]], next_token: str | None = None) -> dict
     if next_token:
         out["NextPageToken"] = next_token
     return out
+
+
+def use_aws_connection(
+    monkeypatch: pytest.MonkeyPatch,
+    conn_id: str = "aws_default",
+    login: str = "testing",
+    password: str = "testing",
+    **extra: Any,
+) -> None:
+    """Define the Airflow connection ``conn_id`` the way a deployment may, as
+    ``AIRFLOW_CONN_<ID>`` in Airflow's JSON form, and unset every ``AWS_*`` variable: only the
+    connection can then supply keys, region and endpoint (moto: ``endpoint_url=...``)."""
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    conn = {"conn_type": "aws", "login": login, "password": password, "extra": extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from costs_helpers import ce_day, ce_result, queue_ce
+from costs_helpers import ce_day, ce_result, queue_ce, use_aws_connection
 
 from costaware.config import ModelConfig, load_model_config
 from costaware.costs import make_cost_source
@@ -146,14 +146,9 @@ def test_month_spend_carries_unknown_attempts(ledger: Ledger) -> None:
 
 # -- a refusing source -------------------------------------------------------------------
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def aws_env(moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and moto's address come from the ``aws_default`` connection only."""
+    use_aws_connection(monkeypatch, endpoint_url=moto)
 
 
 def test_no_data_for_the_tag_is_a_fallback_that_says_why(
@@ -161,7 +156,7 @@ def test_no_data_for_the_tag_is_a_fallback_that_says_why(
 ) -> None:
     attempt(ledger, "A", 1, "spot", 0.4, 0.04, day=dt.date(1996, 6, 3))
     attempt(ledger, "D", 1, "spot", None, None, day=dt.date(1996, 6, 12), status="lost")
-    cfg = elec2(cost_source="aws", cost_source_options={"endpoint_url": moto})
+    cfg = elec2(cost_source="aws")
     got = retrain_cost_now(cfg, ledger, TODAY)
     est = got.estimate
     assert est.fallback is True and est.fallback_used == "ledger prior"
@@ -189,7 +184,7 @@ def test_aws_answering_is_no_fallback(moto: str, aws_env: None, ledger: Ledger) 
             ce_result([ce_day(dt.date(1996, 6, 4), {spot: 0.03})]),
         ],
     )
-    cfg = elec2(cost_source="aws", cost_source_options={"endpoint_url": moto})
+    cfg = elec2(cost_source="aws")
     got = retrain_cost_now(cfg, ledger, TODAY)
     est = got.estimate
     assert not est.fallback and est.fallback_reason is None and est.fallback_text() is None
@@ -203,9 +198,7 @@ def test_aws_answering_is_no_fallback(moto: str, aws_env: None, ledger: Ledger) 
 def test_on_source_error_fail_raises_a_clear_retryable_error(
     moto: str, aws_env: None, ledger: Ledger
 ) -> None:
-    cfg = elec2(
-        cost_source="aws", cost_source_options={"endpoint_url": moto}, on_source_error="fail"
-    )
+    cfg = elec2(cost_source="aws", on_source_error="fail")
     with pytest.raises(CostSourceError) as err:
         retrain_cost_now(cfg, ledger, TODAY)
     words = str(err.value)
@@ -214,12 +207,13 @@ def test_on_source_error_fail_raises_a_clear_retryable_error(
 
 
 def test_a_failing_price_source_falls_back_to_the_static_table(
-    aws_env: None, ledger: Ledger
+    monkeypatch: pytest.MonkeyPatch, ledger: Ledger
 ) -> None:
     attempt(ledger, "A", 1, "spot", 0.5, 0.9, day=dt.date(1996, 6, 3))
     attempt(ledger, "A", 2, "on_demand", 0.25, 0.9, day=dt.date(1996, 6, 3))
     # Nothing listens on port 9: every EC2 / Pricing request is refused.
-    cfg = elec2(price_source="aws", price_source_options={"endpoint_url": "http://127.0.0.1:9"})
+    use_aws_connection(monkeypatch, "aws_nowhere", endpoint_url="http://127.0.0.1:9")
+    cfg = elec2(price_source="aws", price_source_options={"aws_conn_id": "aws_nowhere"})
     est = retrain_cost_now(cfg, ledger, TODAY).estimate
     assert est.fallback is True and est.fallback_used == "static price table"
     assert est.fallback_reason is not None
@@ -231,20 +225,25 @@ def test_a_failing_price_source_falls_back_to_the_static_table(
     assert est.price.source.startswith("static price table")
 
 
-def test_both_sources_refusing(moto: str, aws_env: None, ledger: Ledger) -> None:
+def test_both_sources_refusing(
+    moto: str, aws_env: None, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection naming a profile that does not exist: boto3 refuses to make the session
+    # when the first price is asked for.
+    use_aws_connection(monkeypatch, "aws_no_profile", profile_name="no_such_profile")
     cfg = elec2(
         cost_source="aws",
-        cost_source_options={"endpoint_url": moto},
         price_source="aws",
-        # A profile that does not exist: boto3 refuses while the source is being built.
-        price_source_options={"profile": "no_such_profile"},
+        price_source_options={"aws_conn_id": "aws_no_profile"},
     )
     est = retrain_cost_now(cfg, ledger, TODAY).estimate
     assert est.fallback_used == "ledger prior + static price table"
     assert est.fallback_reason is not None
     assert "aws: Cost Explorer returned nothing" in est.fallback_reason
-    assert "aws prices: ProfileNotFound: " in est.fallback_reason
-    assert "no_such_profile" in est.fallback_reason
+    assert (
+        "aws prices: spot price history for m5.2xlarge in us-east-1: "
+        "The config profile (no_such_profile) could not be found"
+    ) in est.fallback_reason
     assert est.quality == "static" and est.history_runs == 0
 
 
@@ -266,7 +265,7 @@ def test_checkpoint_records_the_fallback_and_counts_unknown_spend(
     from costaware.steps.checkpoint import cost_checkpoint, estimate_cost
     from costaware.steps.context import StepContext
 
-    cfg = elec2(cost_source="aws", cost_source_options={"endpoint_url": moto})
+    cfg = elec2(cost_source="aws")
     ctx = StepContext(cfg, settings, run_id="run-1", clock=dt.datetime(1996, 6, 20, 9))
     attempt(ctx.ledger, "A", 1, "spot", 0.4, 0.04, day=dt.date(1996, 6, 3))
     attempt(ctx.ledger, "D", 1, "spot", None, None, day=dt.date(1996, 6, 12), status="lost")

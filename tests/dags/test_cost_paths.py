@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,19 +81,16 @@ def harness(airflow_home: Path, tmp_path_factory: Any, moto_url: str) -> Iterato
     mp.setenv("COSTAWARE_HOME", str(home))
     mp.setenv("COSTAWARE_MODELS_DIR", str(models))
     mp.delenv("COSTAWARE_DB_URL", raising=False)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        mp.setenv(key, value)
-    mp.delenv("AWS_PROFILE", raising=False)
+    # Keys and moto's address come from the aws_default connection only (issue 8).
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        mp.delenv(key)
+    conn = {"conn_type": "aws", "login": "testing", "password": "testing"}
+    conn["extra"] = {"endpoint_url": moto_url}
+    mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
     h = CostHarness(make_settings(home))
     h.models = models
     # No response cache: each case's Cost Explorer answers are its own.
-    h.set_cost_policy(
-        cost_source="aws", cost_source_options={"endpoint_url": moto_url, "cache": False}
-    )
+    h.set_cost_policy(cost_source="aws", cost_source_options={"cache": False})
     yield h
     mp.undo()
 

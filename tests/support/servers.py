@@ -33,11 +33,27 @@ def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | Non
 
 
 @contextlib.contextmanager
-def mlflow_server(folder: Path, backend_uri: str | None = None) -> Iterator[str]:
-    """``mlflow server`` on 127.0.0.1 (SQLite store unless ``backend_uri``); yields its URL."""
+def mlflow_server(
+    folder: Path,
+    backend_uri: str | None = None,
+    artifacts_destination: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 (SQLite store unless ``backend_uri``); yields its URL.
+    With ``artifacts_destination`` (e.g. ``s3://bucket/mlflow``) the server keeps artifacts
+    there and serves them to clients, as in a deployment; ``env`` is the server's own (its S3
+    endpoint and keys), never the clients'."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     backend = backend_uri or f"sqlite:///{folder / 'mlflow.db'}"
+    if artifacts_destination:
+        artifacts = ["--artifacts-destination", artifacts_destination, "--serve-artifacts"]
+    else:
+        artifacts = [
+            "--default-artifact-root",
+            (folder / "artifacts").resolve().as_uri(),
+            "--no-serve-artifacts",
+        ]
     log = (folder / "mlflow-server.log").open("w")
     mlflow = Path(sys.executable).with_name("mlflow")
     proc = subprocess.Popen(
@@ -52,13 +68,11 @@ def mlflow_server(folder: Path, backend_uri: str | None = None) -> Iterator[str]
             "1",
             "--backend-store-uri",
             backend,
-            "--default-artifact-root",
-            (folder / "artifacts").resolve().as_uri(),
-            "--no-serve-artifacts",
+            *artifacts,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+        env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **(env or {})},
         start_new_session=True,
     )
     try:

@@ -21,6 +21,7 @@ from costaware.config import ModelConfig
 from costaware.costs.base import Spend
 from costaware.errors import ConfigError
 from costaware.settings import Settings
+from costaware.store import storage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,20 +56,15 @@ def split_batches(cfg: ModelConfig, frame: pd.DataFrame) -> Iterator[tuple[str, 
         yield batch_name(cfg, i, part), part
 
 
-def land_batch(settings: Settings, cfg: ModelConfig, name: str, part: pd.DataFrame) -> Path:
-    folder = settings.landing(cfg.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.parquet"
-    part[[ID_COLUMN, TIME_COLUMN, *cfg.feature_names]].to_parquet(path, index=False)
-    return path
+def land_batch(settings: Settings, cfg: ModelConfig, name: str, part: pd.DataFrame) -> Any:
+    """Put a batch into the model's landing zone (a folder or an object-storage prefix)."""
+    path = settings.landing(cfg.name) / f"{name}.parquet"
+    return storage.write_parquet(path, part[[ID_COLUMN, TIME_COLUMN, *cfg.feature_names]])
 
 
-def land_labels(settings: Settings, cfg: ModelConfig, name: str, part: pd.DataFrame) -> Path:
-    folder = settings.labels_landing(cfg.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.parquet"
-    part[[ID_COLUMN, cfg.target.name]].to_parquet(path, index=False)
-    return path
+def land_labels(settings: Settings, cfg: ModelConfig, name: str, part: pd.DataFrame) -> Any:
+    path = settings.labels_landing(cfg.name) / f"{name}.parquet"
+    return storage.write_parquet(path, part[[ID_COLUMN, cfg.target.name]])
 
 
 @dataclass

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-import shutil
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from costaware.config import ModelConfig
 from costaware.errors import BatchError, NotEnoughData
 from costaware.settings import Settings
+from costaware.store import storage
+from costaware.store.storage import Loc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +41,7 @@ class BatchRef:
         return asdict(self)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Loc) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -50,33 +49,30 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def pending_batches(settings: Settings, model: str) -> list[Path]:
+def pending_batches(settings: Settings, model: str) -> list[Loc]:
     """Batch files waiting in the landing zone, oldest first: by their first event, ties by
     arrival (modification time, then name). A file whose events cannot be read comes first,
     so it is quarantined at once instead of blocking the queue. Never by name alone:
     ``week-10`` does not come before ``week-9``."""
-    folder = settings.landing(model)
-    if not folder.exists():
-        return []
-    found = [p for p in folder.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES]
+    found = storage.files(settings.landing(model), BATCH_SUFFIXES)
     return sorted(found, key=_queue_key)
 
 
-def _queue_key(path: Path) -> tuple[bool, dt.datetime, float, str]:
+def _queue_key(path: Loc) -> tuple[bool, dt.datetime, float, str]:
     first = first_event(path)
-    return (first is not None, first or dt.datetime.min, path.stat().st_mtime, path.name)
+    return (first is not None, first or dt.datetime.min, storage.mtime(path), path.name)
 
 
-def first_event(path: Path) -> dt.datetime | None:
+def first_event(path: Loc) -> dt.datetime | None:
     """The earliest ``event_time`` in a batch file (naive UTC), reading only that column;
     None when the file or the column cannot be read."""
     import pandas as pd
 
     try:
         if path.suffix == ".parquet":
-            col = pd.read_parquet(path, columns=[TIME_COLUMN])[TIME_COLUMN]
+            col = storage.read_parquet(path, columns=[TIME_COLUMN])[TIME_COLUMN]
         else:
-            col = pd.read_csv(path, usecols=[TIME_COLUMN])[TIME_COLUMN]
+            col = storage.read_csv(path, usecols=[TIME_COLUMN])[TIME_COLUMN]
         times = pd.to_datetime(col, errors="coerce", utc=True).dropna()
     except Exception:  # unreadable in any way: validation will say how
         return None
@@ -99,20 +95,18 @@ def find_batch(settings: Settings, model: str, batch: str | None) -> BatchRef | 
                 f"pending batches: {names or 'none'}"
             )
         path = matches[0]
-    return BatchRef(model, path.stem, str(path), sha256_file(path), path.stat().st_size)
+    return BatchRef(model, path.stem, storage.text(path), sha256_file(path), storage.size(path))
 
 
-def read_frame(path: str | Path) -> pd.DataFrame:
+def read_frame(path: str | Loc) -> pd.DataFrame:
     """Read a Parquet or CSV batch; a file that cannot be read raises BatchError."""
-    import pandas as pd
-
-    path = Path(path)
+    path = storage.location(path) if isinstance(path, str) else path
     try:
-        if path.stat().st_size == 0:
+        if storage.size(path) == 0:
             raise BatchError(f"{path.name}: the file is empty (0 bytes)")
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
+            return storage.read_parquet(path)
+        return storage.read_csv(path)
     except BatchError:
         raise
     except Exception as exc:  # pyarrow/pandas raise many types for a corrupt file
@@ -120,41 +114,31 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         raise BatchError(f"{path.name}: cannot be read as {kind}: {exc}") from exc
 
 
-def accept_batch(settings: Settings, ref: BatchRef, frame: pd.DataFrame) -> Path:
-    """Store a validated batch as Parquet among the model's data. The landing file stays
-    until the ledger has recorded the acceptance (``remove_from_landing``)."""
-    dest = settings.accepted(ref.model) / f"{ref.batch_id}.parquet"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(dest)  # atomic: a crash never leaves half a batch among accepted data
-    return dest
+def accept_batch(settings: Settings, ref: BatchRef, frame: pd.DataFrame) -> Loc:
+    """Store a validated batch as Parquet among the model's data, whole or not at all (a crash
+    never leaves half a batch there). The landing file stays until the ledger has recorded
+    the acceptance (``remove_from_landing``)."""
+    return storage.write_parquet(settings.accepted(ref.model) / f"{ref.batch_id}.parquet", frame)
 
 
-def quarantine_batch(settings: Settings, ref: BatchRef, report: dict[str, Any]) -> Path:
+def quarantine_batch(settings: Settings, ref: BatchRef, report: dict[str, Any]) -> Loc:
     """Copy the original file, byte for byte, to quarantine/ with its validation report. The
     landing file stays until the ledger has recorded the quarantine."""
-    folder = settings.quarantine(ref.model) / ref.batch_id
-    folder.mkdir(parents=True, exist_ok=True)
-    src = Path(ref.path)
+    folder = storage.ensure_dir(settings.quarantine(ref.model) / ref.batch_id)
+    src = storage.location(ref.path)
     if src.exists():
-        dest = folder / src.name
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dest)
+        storage.copy_file(src, folder / src.name)
     write_json_atomic(folder / "validation.json", report)
     return folder
 
 
 def remove_from_landing(ref: BatchRef) -> None:
     """The last step of intake, after the ledger recorded where the batch went."""
-    Path(ref.path).unlink(missing_ok=True)
+    storage.location(ref.path).unlink(missing_ok=True)
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str))
-    tmp.replace(path)
+def write_json_atomic(path: Loc, value: Any) -> None:
+    storage.write_json(path, value)
 
 
 def accepted_batch_ids(settings: Settings, ledger: Ledger, model: str) -> list[str]:
@@ -162,7 +146,8 @@ def accepted_batch_ids(settings: Settings, ledger: Ledger, model: str) -> list[s
     says which batches are accepted: a file among accepted data whose batch was quarantined
     later is not; an accepted batch whose file is gone is an error, never silently dropped."""
     ids = [row["batch_id"] for row in ledger.accepted_batches(model)]
-    missing = [b for b in ids if not (settings.accepted(model) / f"{b}.parquet").exists()]
+    folder = settings.accepted(model)
+    missing = [b for b in ids if not (folder / f"{b}.parquet").exists()]
     if missing:
         raise BatchError(
             f"{model}: the ledger lists accepted batch(es) {missing[:5]} but their files are "
@@ -185,7 +170,7 @@ def labelled_frame(settings: Settings, cfg: ModelConfig, ledger: Ledger) -> pd.D
         return pd.DataFrame(columns=[ID_COLUMN, TIME_COLUMN, *cfg.feature_names, "batch_id"])
     parts = []
     for bid in ids:
-        part = pd.read_parquet(settings.accepted(cfg.name) / f"{bid}.parquet")
+        part = storage.read_parquet(settings.accepted(cfg.name) / f"{bid}.parquet")
         part["batch_id"] = bid
         parts.append(part)
     rows = pd.concat(parts, ignore_index=True)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from costaware.config import PVALUE_METHODS, DriftColumn, ModelConfig
+from costaware.store import storage
+from costaware.store.storage import Loc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,7 +88,7 @@ def measure_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     cfg: ModelConfig,
-    report_path: str | Path | None = None,
+    report_path: str | Loc | None = None,
     engine: str = "auto",
 ) -> DriftResult:
     """Drift of every feature (and of ``prediction_score`` when both frames carry it).
@@ -145,9 +146,9 @@ def measure_drift(
                 f"HTML report drawn on a sample of {len(cur_s):,} of {len(current):,} rows "
                 f"(seed {SAMPLE_SEED}); verdicts come from all rows"
             )
-        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(report_path).write_text(
-            script_safe_html(report.get_html_str(as_iframe=False)), encoding="utf-8"
+        storage.write_text(
+            storage.location(report_path) if isinstance(report_path, str) else report_path,
+            script_safe_html(report.get_html_str(as_iframe=False)),
         )
     for col, spec in specs.items():
         if col not in result_cols:  # not compared

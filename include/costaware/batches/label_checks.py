@@ -9,13 +9,14 @@ a ledger row can always hold it.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from costaware.batches.data import ID_COLUMN
 from costaware.batches.validation import Finding, printable
 from costaware.config import ModelConfig
 from costaware.errors import BatchError
+from costaware.store import storage
+from costaware.store.storage import Loc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,20 +26,18 @@ EXAMPLES = 5
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
-def read_label_file(path: Path) -> pd.DataFrame:
+def read_label_file(path: Loc) -> pd.DataFrame:
     """Read a Parquet or CSV label file; one that cannot be read raises BatchError."""
-    import pandas as pd
-
-    if path.stat().st_size == 0:
+    if storage.size(path) == 0:
         raise BatchError(f"{path.name}: the file is empty (0 bytes)")
     kind = "Parquet" if path.suffix == ".parquet" else "CSV"
     try:
         if kind == "Parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, encoding="utf-8")
+            return storage.read_parquet(path)
+        return storage.read_csv(path, encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise BatchError(
-            f"{path.name}: {_not_utf8(path.read_bytes())}; export it as UTF-8"
+            f"{path.name}: {_not_utf8(storage.read_bytes(path))}; export it as UTF-8"
         ) from exc
     except Exception as exc:  # pyarrow/pandas raise many types for a corrupt file
         raise BatchError(f"{path.name}: cannot be read as {kind}: {printable(exc)}") from exc

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from costaware import faults
@@ -27,6 +24,8 @@ from costaware.batches.validation import Finding, printable
 from costaware.config import ModelConfig
 from costaware.errors import BatchError
 from costaware.settings import Settings
+from costaware.store import storage
+from costaware.store.storage import Loc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,13 +42,10 @@ WHAT_TO_DO = (
 )
 
 
-def arrived_label_files(settings: Settings, model: str) -> list[Path]:
+def arrived_label_files(settings: Settings, model: str) -> list[Loc]:
     """Label files waiting in the landing zone, in arrival order (mtime, then name)."""
-    folder = settings.labels_landing(model)
-    if not folder.exists():
-        return []
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    files = storage.files(settings.labels_landing(model), BATCH_SUFFIXES)
+    return sorted(files, key=lambda p: (storage.mtime(p), p.name))
 
 
 def ingest_labels(
@@ -121,7 +117,7 @@ def read_labels(settings: Settings, cfg: ModelConfig, ledger: Ledger) -> pd.Data
     for row in ledger.label_files(cfg.name):
         if row["status"] not in TAKEN_IN:
             continue
-        path = Path(row["path"])
+        path = storage.location(row["path"])
         if not path.exists():
             raise BatchError(
                 f"label file {row['name']!r} of {cfg.name} is recorded as {row['status']} "
@@ -129,7 +125,7 @@ def read_labels(settings: Settings, cfg: ModelConfig, ledger: Ledger) -> pd.Data
                 "file from a backup (landing the same bytes again is ignored: the ledger says "
                 f"they were taken in; sha256 {row['sha256']})"
             )
-        parts.append(pd.read_parquet(path, columns=[ID_COLUMN, target]))
+        parts.append(storage.read_parquet(path, columns=[ID_COLUMN, target]))
     if not parts:
         return pd.DataFrame({ID_COLUMN: pd.Series(dtype=object), target: pd.Series(dtype=object)})
     labels = pd.concat(parts, ignore_index=True)
@@ -138,17 +134,15 @@ def read_labels(settings: Settings, cfg: ModelConfig, ledger: Ledger) -> pd.Data
 
 def known_event_ids(settings: Settings, model: str, ledger: Ledger) -> set[str]:
     """Event ids of the accepted batches and of those waiting in the landing zone."""
-    import pandas as pd
-
-    paths = [Path(r["path"]) for r in ledger.accepted_batches(model)]
+    paths = [storage.location(r["path"]) for r in ledger.accepted_batches(model)]
     paths += pending_batches(settings, model)
     ids: set[str] = set()
     for p in paths:
         try:
             if p.suffix == ".parquet":
-                col = pd.read_parquet(p, columns=[ID_COLUMN])[ID_COLUMN]
+                col = storage.read_parquet(p, columns=[ID_COLUMN])[ID_COLUMN]
             else:
-                col = pd.read_csv(p, usecols=[ID_COLUMN])[ID_COLUMN]
+                col = storage.read_csv(p, usecols=[ID_COLUMN])[ID_COLUMN]
         except Exception:  # an unreadable batch knows no ids; its validation says why
             continue
         ids.update(id_text(col.dropna()).tolist())
@@ -158,7 +152,7 @@ def known_event_ids(settings: Settings, model: str, ledger: Ledger) -> set[str]:
 def _take_in(
     settings: Settings,
     cfg: ModelConfig,
-    path: Path,
+    path: Loc,
     digest: str,
     known: set[str],
     run_id: str,
@@ -198,19 +192,18 @@ def _take_in(
             "what_to_do": WHAT_TO_DO.format(landing=settings.labels_landing(cfg.name)),
             "original": str(folder / path.name),
         }
-        _copy_atomic(path, folder / path.name)
-        _write_atomic(folder / "validation.json", json.dumps(report, indent=2, default=str))
+        storage.copy_file(path, folder / path.name)
+        storage.write_text(folder / "validation.json", json.dumps(report, indent=2, default=str))
         return {
             **row,
             "status": "quarantined",
             "path": str(folder),
             "report_path": str(folder / "validation.json"),
         }
-    dest = settings.labels(cfg.name) / f"{path.stem}.{digest[:12]}.parquet"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    clean.to_parquet(tmp, index=False)
-    tmp.replace(dest)  # atomic: a crash never leaves half a label file among stored ones
+    # Whole or not at all: a crash never leaves half a label file among stored ones.
+    dest = storage.write_parquet(
+        settings.labels(cfg.name) / f"{path.stem}.{digest[:12]}.parquet", clean
+    )
     return {
         **row,
         "status": "warned" if warn else "accepted",
@@ -219,27 +212,14 @@ def _take_in(
     }
 
 
-def _quarantine_folder(settings: Settings, model: str, path: Path, digest: str) -> Path:
+def _quarantine_folder(settings: Settings, model: str, path: Loc, digest: str) -> Loc:
     """``quarantine/<model>/labels/<name>/``; if another file of that name (other bytes) was
     quarantined before, ``<name>.<sha prefix>/`` so neither report is overwritten."""
     folder = settings.labels_quarantine(model) / path.name
     kept = folder / path.name
     if kept.exists() and sha256_file(kept) != digest:
         folder = folder.with_name(f"{path.name}.{digest[:12]}")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _copy_atomic(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-
-
-def _write_atomic(dest: Path, text: str) -> None:
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, dest)
+    return storage.ensure_dir(folder)
 
 
 def _message(name: str, rows: int, fail: list[Finding], warn: list[Finding]) -> str:

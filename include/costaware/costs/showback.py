@@ -15,12 +15,13 @@ import datetime as dt
 import html
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from costaware.errors import ConfigError, CostSourceError
+from costaware.store import storage
+from costaware.store.storage import Loc
 
 DIMENSIONS = ("model", "team", "env")
 UNTAGGED = "(untagged)"
@@ -220,13 +221,13 @@ def _chart_png(s: Showback) -> bytes:
     return buf.getvalue()
 
 
-def write_report(charges: pd.DataFrame, s: Showback, out_dir: str | Path) -> dict[str, str]:
-    """``showback_<by>_<start>_<end>.csv`` (every charge) and ``.html`` (tables + chart)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def write_report(charges: pd.DataFrame, s: Showback, out_dir: str | Loc) -> dict[str, str]:
+    """``showback_<by>_<start>_<end>.csv`` (every charge) and ``.html`` (tables + chart), in a
+    folder or under an object-storage prefix."""
+    out = storage.ensure_dir(storage.location(out_dir) if isinstance(out_dir, str) else out_dir)
     stem = f"showback_{s.by}_{s.start}_{s.end}"
     csv_path, html_path = out / f"{stem}.csv", out / f"{stem}.html"
-    charges.sort_values(["usage_date", "usd"]).to_csv(csv_path, index=False)
+    storage.write_text(csv_path, charges.sort_values(["usage_date", "usd"]).to_csv(index=False))
     png = base64.b64encode(_chart_png(s)).decode()
 
     def table(df: pd.DataFrame) -> str:
@@ -250,5 +251,5 @@ def write_report(charges: pd.DataFrame, s: Showback, out_dir: str | Path) -> dic
 <h2>Monthly</h2>{table(s.monthly)}
 <h2>Daily</h2>{table(s.daily)}
 </body></html>"""
-    html_path.write_text(body, encoding="utf-8")
-    return {"csv": str(csv_path), "html": str(html_path)}
+    storage.write_text(html_path, body)
+    return {"csv": storage.text(csv_path), "html": storage.text(html_path)}

@@ -84,6 +84,11 @@ class Registry:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return str(exp.experiment_id)
+        if self.tracking_uri.startswith(("http://", "https://")):
+            # A tracking server keeps artifacts where it was told to (``--artifacts-destination``,
+            # e.g. S3) and serves them: every worker loads models through it, needing no local
+            # path and no S3 credentials of its own.
+            return str(self.client.create_experiment(name))
         self.artifact_root.mkdir(parents=True, exist_ok=True)
         return str(
             self.client.create_experiment(

@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from costaware.config import ModelConfig, get_model
 from costaware.models.registry import CHAMPION, Registry
 from costaware.settings import Settings
+from costaware.store import storage
 from costaware.store.ledger import Ledger
 
 
@@ -69,7 +71,6 @@ class StepContext:
         """The champion's version; None only when the registry says there is none."""
         return self.registry.alias(self.model, CHAMPION)
 
-    def report_dir(self, batch_id: str) -> str:
-        path = self.settings.reports(self.model) / batch_id
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
+    def report_dir(self, batch_id: str) -> Any:
+        """This batch's report folder (a ``storage.Loc``)."""
+        return storage.ensure_dir(self.settings.reports(self.model) / batch_id)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from costaware import faults
@@ -13,6 +11,7 @@ from costaware.batches.labels import ingest_labels
 from costaware.errors import BatchError, ValidationFailed
 from costaware.faults import step_points
 from costaware.steps.context import StepContext
+from costaware.store import storage
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
         "%s: batch %s (%s, %.1f KiB, sha256 %s…), labels taken in: %s",
         ctx.model,
         ref.batch_id,
-        Path(ref.path).name,
+        storage.location(ref.path).name,
         ref.size_bytes / 1024,
         ref.sha256[:12],
         [f"{s['file']}: {s['status']}" for s in labels] or "none",
@@ -84,19 +83,19 @@ def validate_batch(ctx: StepContext, batch: dict[str, Any]) -> dict[str, Any]:
         faults.point("validate_batch.quarantine_copied")
         ctx.ledger.record_batch(
             **row,
-            path=str(folder),
+            path=storage.text(folder),
             status="quarantined",
-            report_path=str(folder / "validation.json"),
+            report_path=storage.text(folder / "validation.json"),
         )
         return _finish_recorded(ctx, ref, ctx.ledger.batch(ctx.model, ref.batch_id))
     assert frame is not None
     dest = data.accept_batch(ctx.settings, ref, frame)
     faults.point("validate_batch.accepted_written")
     start, end = data.time_bounds(frame)
-    report = Path(ctx.report_dir(ref.batch_id)) / "validation.json"
+    report = ctx.report_dir(ref.batch_id) / "validation.json"
     result = {
         "batch_id": ref.batch_id,
-        "path": str(dest),
+        "path": storage.text(dest),
         "rows": len(frame),
         "sha256": ref.sha256,
         "status": outcome.status,
@@ -107,9 +106,9 @@ def validate_batch(ctx: StepContext, batch: dict[str, Any]) -> dict[str, Any]:
     data.write_json_atomic(report, {**outcome.as_dict(with_gx=True), "result": result})
     ctx.ledger.record_batch(
         **row,
-        path=str(dest),
+        path=storage.text(dest),
         status="warned" if outcome.warnings else "accepted",
-        report_path=str(report),
+        report_path=storage.text(report),
         start_ts=start,
         end_ts=end,
     )
@@ -122,8 +121,8 @@ def _finish_recorded(ctx: StepContext, ref: data.BatchRef, row: Any) -> dict[str
     """Complete an outcome the ledger has recorded: remove the landing file, then return the
     accepted batch's summary or raise for a quarantined one."""
     if row["status"] == "quarantined":
-        folder = Path(row["path"])
-        if not (folder / Path(ref.path).name).exists():  # copied before it was recorded
+        folder = storage.location(row["path"])
+        if not (folder / storage.location(ref.path).name).exists():  # copied before it was recorded
             data.quarantine_batch(ctx.settings, ref, _report(row))
         faults.point("validate_batch.quarantine_recorded")
         data.remove_from_landing(ref)
@@ -141,4 +140,4 @@ def _finish_recorded(ctx: StepContext, ref: data.BatchRef, row: Any) -> dict[str
 
 
 def _report(row: Any) -> dict[str, Any]:
-    return dict(json.loads(Path(row["report_path"]).read_text()))
+    return dict(storage.read_json(storage.location(row["report_path"])))

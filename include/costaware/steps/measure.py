@@ -4,7 +4,6 @@ expected gain of a retrain."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from costaware import faults
@@ -13,6 +12,7 @@ from costaware.errors import NotEnoughData
 from costaware.faults import step_points
 from costaware.models.registry import BORN_TAG, REFERENCE_TAG
 from costaware.steps.context import StepContext
+from costaware.store import storage
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 @step_points
 def measure_drift(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]:
     """Evidently drift of the batch's features and champion scores vs its training data."""
-    import pandas as pd
 
     from costaware.batches.drift import SCORE_COLUMN
     from costaware.batches.drift import measure_drift as run_drift
@@ -34,12 +33,12 @@ def measure_drift(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
             "drifted_columns": [],
         }
     tags = ctx.registry.version_tags(ctx.model, version)
-    reference = pd.read_parquet(tags[REFERENCE_TAG])
-    current = pd.read_parquet(validated["path"])
+    reference = storage.read_parquet(storage.location(tags[REFERENCE_TAG]))
+    current = storage.read_parquet(storage.location(validated["path"]))
     current[SCORE_COLUMN] = score(
         ctx.registry.load(ctx.model, version), current, ctx.cfg.feature_names
     )
-    html = Path(ctx.report_dir(validated["batch_id"])) / "drift.html"
+    html = ctx.report_dir(validated["batch_id"]) / "drift.html"
     result = run_drift(reference, current, ctx.cfg, report_path=html)
     summary = result.as_dict()
     summary["champion_version"] = version
@@ -87,7 +86,7 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     # The probe: what a retrain on today's training window would score on the newest batch,
     # against the probes of earlier runs on the same rows (the regret of older models).
     order = list(dict.fromkeys(labelled["batch_id"]))
-    store = ProbeStore(ctx.settings.home / "data" / ctx.model / "probes")
+    store = ProbeStore(ctx.settings.probes(ctx.model))
     newest = order[-1]
     y_train = (train[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
     probe = store.load(newest)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import html
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from costaware.faults import step_points
 from costaware.steps.context import StepContext
+from costaware.store import storage
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
     """Write ``reports/<model>/<batch>/index.html`` + ``summary.json``; finish the ledger row."""
     validated = results.get("validated") or {}
     batch_id = validated.get("batch_id", "no-batch")
-    folder = Path(ctx.report_dir(batch_id))
+    folder = ctx.report_dir(batch_id)
     decision = results.get("decision") or {}
     outcome = results.get("outcome") or {}
     evaluation = results.get("evaluation") or {}
@@ -159,11 +159,11 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
             f"{html.escape(str(evaluation.get('verdict', '')).upper())}</span></h2>"
             + _table([(k, v) for k, v in evaluation.items() if k != "verdict"])
         )
-    (folder / "index.html").write_text(
+    storage.write_text(
+        folder / "index.html",
         f"<!doctype html><meta charset=utf-8><title>{html.escape(f'{ctx.model} {batch_id}')}"
         "</title>"
         f"<style>{_CSS}</style>" + "\n".join(parts),
-        encoding="utf-8",
     )
     summary = {
         "model": ctx.model,
@@ -173,8 +173,6 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
         "outcome": final,
         **{k: v for k, v in results.items()},
     }
-    (folder / "summary.json").write_text(
-        json.dumps(summary, indent=2, default=str), encoding="utf-8"
-    )
+    storage.write_json(folder / "summary.json", summary)
     log.info("report for %s batch %s: %s", ctx.model, batch_id, folder / "index.html")
-    return {"report": str(folder / "index.html"), "outcome": final}
+    return {"report": storage.text(folder / "index.html"), "outcome": final}

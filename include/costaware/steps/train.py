@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from typing import Any
 
@@ -13,6 +12,7 @@ from costaware.errors import NotEnoughData
 from costaware.faults import step_points
 from costaware.models.registry import BORN_TAG, CHALLENGER, REFERENCE_TAG
 from costaware.steps.context import StepContext
+from costaware.store import storage
 
 log = logging.getLogger(__name__)
 SUMMARY = "summary.json"
@@ -46,13 +46,15 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     cfg, t = ctx.cfg, ctx.cfg.training
     key = run_key(ctx, batch_id)
     job_id = hashlib.sha256(key.encode()).hexdigest()[:16]
-    workdir = ctx.settings.work(ctx.model) / job_id
+    work = ctx.settings.work(ctx.model) / job_id  # durable, where every worker sees it
+    workdir = ctx.settings.scratch("work", ctx.model, job_id)  # this machine's disk
+    mirror = None if storage.is_local(work) else work
     existing = ctx.registry.find_version(ctx.model, key)
     if existing is not None:  # a retried task: the model of this run is already registered
         log.info("challenger v%s already registered for %s; not training again", existing, key)
         _mark_challenger(ctx, existing)
-        first = workdir / SUMMARY
-        summary = json.loads(first.read_text()) if first.exists() else {}
+        first = work / SUMMARY
+        summary = storage.read_json(first) if first.exists() else {}
         spend = run_spend(ctx.ledger, ctx.model, ctx.run_id)
         return {**summary, "version": existing, "reused": True, **spend}
     labelled, windows = _labelled_windows(ctx)
@@ -60,12 +62,11 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     train[cfg.target.name] = _y(ctx, train)
     if len(train) < t.min_train_rows:
         raise NotEnoughData(f"{ctx.model}: {len(train)} training rows < {t.min_train_rows}")
-    workdir.mkdir(parents=True, exist_ok=True)
+    if mirror is not None:  # a retry on another machine takes the first try's files
+        storage.sync(mirror, workdir, always=())
     train_path = workdir / "train.parquet"
     if not train_path.exists():  # a retry keeps the first try's data (a worker may read it)
-        tmp = workdir / "train.parquet.tmp"
-        train.to_parquet(tmp, index=False)
-        tmp.replace(train_path)
+        storage.write_parquet(train_path, train)
     job = TrainingJob(
         job_id=job_id,
         algorithm=t.algorithm,
@@ -77,6 +78,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         chunk_rounds=t.chunk_rounds,
         seed=cfg.evaluation.seed,
         workdir=str(workdir),
+        mirror=None if mirror is None else storage.text(mirror),
     )
     prices = make_price_source(
         cfg.cost_policy.price_source, ctx.ledger, cfg.cost_policy.price_source_options
@@ -115,12 +117,9 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     model_obj = load_model_file(result.model_path)
     reference = train[cfg.feature_names].copy()
     reference[SCORE_COLUMN] = score(model_obj, train, cfg.feature_names)
-    ref_dir = ctx.settings.home / "data" / ctx.model / "reference"
-    ref_dir.mkdir(parents=True, exist_ok=True)
-    ref_path = ref_dir / f"{job_id}.parquet"
-    tmp_ref = ref_dir / f"{job_id}.parquet.tmp"
-    reference.to_parquet(tmp_ref, index=False)
-    tmp_ref.replace(ref_path)
+    ref_path = storage.write_parquet(
+        ctx.settings.references(ctx.model) / f"{job_id}.parquet", reference
+    )
     version = ctx.registry.register(
         ctx.model,
         result.model_path,
@@ -138,7 +137,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         },
         tags={
             "costaware.algorithm": t.algorithm,
-            REFERENCE_TAG: str(ref_path),
+            REFERENCE_TAG: storage.text(ref_path),
             BORN_TAG: batch_id,
             "costaware.train_batches": ",".join(windows.train_batches),
             "costaware.holdout_batches": ",".join(windows.holdout_batches),
@@ -172,7 +171,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         "runtime_s": result.runtime_s,
         "attempts": attempts,
     }
-    data.write_json_atomic(workdir / SUMMARY, summary)  # what a retry returns, if one comes
+    data.write_json_atomic(work / SUMMARY, summary)  # what a retry returns, if one comes
     return summary
 
 

@@ -9,18 +9,19 @@ retried task finds what its first try computed, and only the last probes are kep
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from costaware.store import storage
+from costaware.store.storage import Loc
+
 
 class ProbeStore:
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Loc) -> None:
+        self.folder = storage.location(folder) if isinstance(folder, str) else folder
 
-    def _path(self, batch_id: str) -> Path:
+    def _path(self, batch_id: str) -> Loc:
         return self.folder / f"{batch_id}.ubj"
 
     def load(self, batch_id: str) -> Any | None:
@@ -31,16 +32,12 @@ class ProbeStore:
         if not path.exists():
             return None
         booster = xgb.Booster()
-        booster.load_model(str(path))
+        booster.load_model(bytearray(storage.read_bytes(path)))
         return booster
 
     def put(self, batch_id: str, booster: Any) -> Any:
         """Store a probe atomically; returns it."""
-        path = self._path(batch_id)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.ubj")
-        booster.save_model(str(tmp))
-        tmp.replace(path)
+        storage.write_bytes(self._path(batch_id), bytes(booster.save_raw(raw_format="ubj")))
         return booster
 
     def older(self, labelled_batches: list[str], ages: int) -> list[Any | None]:
@@ -50,14 +47,14 @@ class ProbeStore:
         out += [None] * (ages - len(out))
         return out
 
-    def _series_file(self, kind: str) -> Path:
+    def _series_file(self, kind: str) -> Loc:
         return self.folder / f"{kind}.json"
 
     def series(self, kind: str = "curves") -> dict[str, list[float | None]]:
         """A stored series by newest labelled batch: ``curves`` (regret per age), ``se``
         (their sampling errors), ``champion-<version>`` ([regret, se] of that champion)."""
         f = self._series_file(kind)
-        return json.loads(f.read_text()) if f.exists() else {}
+        return dict(storage.read_json(f)) if f.exists() else {}
 
     def save(
         self,
@@ -70,15 +67,12 @@ class ProbeStore:
         ``order`` (the labelled batches in event-time order)."""
         data = self.series(kind)
         data[batch_id] = values
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._series_file(kind).with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self._series_file(kind))
+        storage.write_json(self._series_file(kind), data)
         return [data[k] for k in in_order(data, order or [])]
 
     def prune(self, labelled_batches: list[str], keep: int) -> None:
         wanted = {f"{b}.ubj" for b in labelled_batches[-keep:]}
-        for p in self.folder.glob("*.ubj"):
+        for p in storage.files(self.folder, (".ubj",)):
             if p.name not in wanted:
                 p.unlink(missing_ok=True)
 

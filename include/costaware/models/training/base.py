@@ -22,7 +22,10 @@ class TrainingJob:
     num_boost_round: int
     chunk_rounds: int
     seed: int
-    workdir: str
+    workdir: str  # on this machine's disk: the worker reads and writes files here
+    # Where the job's folder is kept durably when that is not ``workdir`` itself (an object
+    # storage URL): a retry on another machine resumes from the checkpoints copied there.
+    mirror: str | None = None
 
     def write(self) -> Path:
         path = Path(self.workdir) / "job.json"

@@ -29,11 +29,13 @@ from costaware.costs.base import Capacity, Price, PriceSource
 from costaware.errors import TrainingError
 from costaware.models.training.base import Attempt, AttemptHook, TrainingJob, TrainingResult
 from costaware.models.training.worker import _progress, model_file, n_chunks
+from costaware.store import storage
 
 log = logging.getLogger(__name__)
 ATTEMPTS = "attempts.json"  # every attempt of the job, across retries of its task
 PIDFILE = "worker.pid"  # for people and tests; orphans are found by command line
 WORKER_MODULE = "costaware.models.training.worker"
+MIRROR_EVERY_S = 5.0  # how often new checkpoints are copied to the job's mirror while it runs
 
 
 class LocalBackend:
@@ -81,7 +83,11 @@ class LocalBackend:
             faults.point("train_challenger.worker_running")
             deadline = time.monotonic() + self.timeout_minutes * 60
             sent = False
+            mirrored = time.monotonic()
             while proc.poll() is None:
+                if job.mirror and time.monotonic() - mirrored > MIRROR_EVERY_S:
+                    _mirror(job)
+                    mirrored = time.monotonic()
                 if time.monotonic() > deadline:
                     proc.kill()
                     raise TrainingError(
@@ -108,10 +114,18 @@ class LocalBackend:
 
     def submit(self, job: TrainingJob, on_attempt: AttemptHook | None = None) -> TrainingResult:
         workdir = Path(job.workdir)
+        if job.mirror:  # a retry on another machine: what earlier tries left, checkpoints too
+            storage.sync(storage.location(job.mirror), workdir, always=())
         job_file = job.write()
         total = 1 if job.algorithm == "sklearn_logreg" else n_chunks(job)
         overhead_s = self.billing_overhead_minutes * 60
-        report = on_attempt or (lambda a: None)
+        hook = on_attempt or (lambda a: None)
+
+        def report(a: Attempt) -> None:
+            if job.mirror:  # attempts.json and checkpoints are durable before the ledger row
+                _mirror(job)
+            hook(a)
+
         attempts = _settle_earlier_tries(workdir, job_file, overhead_s, self._price, report)
         if (workdir / "model.done").exists():  # an earlier try finished training
             return self._result(job, attempts)
@@ -196,6 +210,13 @@ class LocalBackend:
         return TrainingResult(
             str(model_file(job)), job.algorithm, attempts, ", ".join(sources), self.instance_type
         )
+
+
+def _mirror(job: TrainingJob) -> None:
+    """Copy the job's new files (checkpoints, attempts, model) to its mirror; the pid file
+    stays here: a process id means nothing on another machine."""
+    assert job.mirror is not None
+    storage.sync(Path(job.workdir), storage.location(job.mirror), skip=(PIDFILE,))
 
 
 def _load_attempts(workdir: Path) -> list[Attempt]:
