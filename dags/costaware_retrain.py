@@ -17,6 +17,13 @@ cost_checkpoint → train_challenger → evaluate_challenger → promote_or_reje
   the UI (Required actions) for Approve / Reject; only an Approve trains, and nobody
   answering within the model's `airflow.approval_timeout_hours` (default 24) rejects.
 * A challenger is promoted only if it beats the champion on the same held-out window.
+* **A backlog drains**, one batch per run, oldest event first: when batches are still
+  waiting after a run (whatever its outcome, a quarantine included), **check_backlog**
+  lets **drain_backlog** trigger the next run of this DAG (`max_active_runs=1` queues it
+  behind this one). It stops when nothing waits, when this run's batch is still in the
+  landing zone (another run would only take it again: the log says which and why), and
+  for a run that named its `batch`. Drained runs use the model's own settings: `force`,
+  `dry_run` and a `max_usd_per_metric_point` override apply to the run they were given to.
 
 The report of each run is in `$COSTAWARE_HOME/reports/<model>/<batch>/index.html`.
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from costaware.app.dag_defaults import approval_timeout, model_dag_kwargs
@@ -243,6 +251,32 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         outcome = promote_or_reject(evaluation, trained, decision)
         report = publish_report(validated, drift, perf, cost, decision)
         outcome >> report
+
+        # A teardown: it runs whatever the run's outcome (a quarantine must not stop the
+        # drain) and, unlike an all_done leaf, does not turn a failed run green.
+        @task.short_circuit
+        def check_backlog() -> str | None:
+            from costaware.batches.data import pending_batches
+            from costaware.settings import Settings
+            from costaware.steps.intake import next_backlog_run
+
+            context = get_current_context()
+            taken = context["ti"].xcom_pull(task_ids="collect_batch")
+            waiting = [p.stem for p in pending_batches(Settings.from_env(), model)]
+            return next_backlog_run(model, context["run_id"], _run_params().batch, taken, waiting)
+
+        drain_backlog = TriggerDagRunOperator(
+            task_id="drain_backlog",
+            trigger_dag_id=f"retrain_{model}",
+            trigger_run_id="{{ ti.xcom_pull(task_ids='check_backlog') }}",
+            logical_date=None,  # its clock is when it was triggered, as for a manual run
+            conf={},  # the model's own settings: knobs given to this run are not inherited
+            skip_when_already_exists=True,  # a retry after the trigger went through
+            openlineage_inject_parent_info=False,  # its conf key would fail the trigger form
+            note="Started by the backlog drain: batches were still waiting after the run "
+            "that triggered it.",
+        )
+        report >> check_backlog().as_teardown() >> drain_backlog
 
     return retrain()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from typing import Any
 
 from costaware import faults
@@ -141,3 +143,48 @@ def _finish_recorded(ctx: StepContext, ref: data.BatchRef, row: Any) -> dict[str
 
 def _report(row: Any) -> dict[str, Any]:
     return dict(storage.read_json(storage.location(row["report_path"])))
+
+
+def next_backlog_run(
+    model: str, run_id: str, named: str | None, taken: dict[str, Any] | None, waiting: list[str]
+) -> str | None:
+    """The run id for the next run of the backlog, or None (and why, in the log) to stop.
+
+    ``waiting`` holds the batch ids still in the landing zone after this run. The drain goes
+    on only when this run took a batch and that batch has left the landing zone (accepted or
+    quarantined): a batch whose intake failed for a reason no retry fixes would otherwise be
+    taken again by every next run, forever. The id derives from this run's id, so a retry of
+    the trigger finds the run it already started instead of starting a second one."""
+    if named:
+        log.info("%s: a run for the named batch %r does not drain the backlog", model, named)
+        return None
+    if taken is None:
+        log.info("%s: this run took no batch; nothing to drain", model)
+        return None
+    if not waiting:
+        log.info("%s: backlog drained: no batch waiting after %s", model, taken["batch_id"])
+        return None
+    if taken["batch_id"] in waiting:
+        log.warning(
+            "%s: stopping the backlog drain: batch %s is still in the landing zone after this "
+            "run (its intake did not finish: see validate_batch's log), so the next run would "
+            "take it again. %d batch(es) wait: %s. Fix or remove %s, then trigger retrain_%s.",
+            model,
+            taken["batch_id"],
+            len(waiting),
+            waiting[:5],
+            taken["batch_id"],
+            model,
+        )
+        return None
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    after = re.sub(r"[^A-Za-z0-9_.~:+-]", "-", taken["batch_id"])[:80]
+    next_id = f"backlog__after_{after}__{digest}"
+    log.info(
+        "%s: %d batch(es) still waiting (oldest first: %s); triggering run %s",
+        model,
+        len(waiting),
+        waiting[:5],
+        next_id,
+    )
+    return next_id
