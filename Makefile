@@ -7,7 +7,7 @@ export COSTAWARE_HOME ?= $(CURDIR)/.costaware
 BATCHES ?= 26
 MODEL ?= elec2
 
-.PHONY: setup demo test test-fast lint typecheck airflow lock bench-policy bench-drift bench-scale clean
+.PHONY: setup compose-tool demo test test-fast lint typecheck airflow lock bench-policy bench-drift bench-scale clean
 
 # The FinOps Foundation's focus-validator needs Python >= 3.12 and an older numpy than
 # costaware's, so it lives in its own virtualenv; the FOCUS tests call it as a program.
@@ -15,7 +15,15 @@ PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12
 	$(shell command -v python3.12 2>/dev/null))
 FOCUS_VENV := .venv-focus
 
-setup: $(VENV)/.installed $(FOCUS_VENV)/.installed ## create the virtualenvs, pinned
+setup: $(VENV)/.installed $(FOCUS_VENV)/.installed compose-tool ## create the virtualenvs, pinned
+
+# Debian's docker-compose (1.29) checks docker-compose.yaml without a Docker engine; the tests
+# use it. Installed with apt when missing and allowed (root), else say what to run.
+compose-tool:
+	@command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; \
+	  else echo "tests/deploy needs docker-compose: sudo apt-get install docker-compose"; exit 1; fi; }
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +71,18 @@ bench-scale: $(VENV)/.installed ## DAG parse time and scheduler loop time, 1 to 
 
 clean: ## forget the local state (data, ledger, registry, Airflow DB)
 	rm -rf $(COSTAWARE_HOME)
+
+.PHONY: compose-check
+compose-check: $(VENV)/.installed ## check docker-compose.yaml, .env.example, Dockerfile (no engine)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/deploy/test_compose.py
+
+# The deployed topology on this machine, without Docker (docker-compose.yaml's shape): moto as
+# S3, an MLflow server, Airflow's scheduler, DAG processor, triggerer, API server and two Celery
+# workers on the PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379. Settings come from
+# deploy/common.env; processes, logs and pid file live in $(COSTAWARE_HOME)/stack/.
+.PHONY: stack stack-down
+stack: $(VENV)/.installed ## start the stack; prints the UI address, the login and where logs are
+	$(BIN)/costaware stack up
+
+stack-down: ## stop every process `make stack` started and drop the databases it created
+	$(BIN)/costaware stack down --drop

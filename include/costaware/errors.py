@@ -56,3 +56,8 @@ class ChampionMoved(RegistryError):
 
 class CostSourceError(CostawareError):
     """A cost or price source could not answer."""
+
+
+class StackError(CostawareError):
+    """``costaware stack`` could not start, stop or read the stack; the message names the
+    component and its log."""

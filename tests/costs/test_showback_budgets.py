@@ -59,6 +59,20 @@ def test_report_files(charges: Any, tmp_path: Path) -> None:
     assert "Biggest untagged resources" in html and "i-0notebook77" in html
 
 
+def test_report_of_a_window_without_costs(tmp_path: Path) -> None:
+    """A new deployment has spent nothing yet: the report says so instead of failing."""
+    from costaware.costs.ledger_source import LedgerCostSource
+    from costaware.store.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    empty = load_charges(LedgerCostSource(ledger), START, END)
+    s = summarize(empty, "model", START, END)
+    assert s.total_usd == 0 and empty.empty
+    paths = write_report(empty, s, tmp_path / "out")
+    html = Path(paths["html"]).read_text()
+    assert "Total <b>$0.00</b>" in html and "data:image/png;base64," in html
+
+
 def test_showback_rejects_unknown_dimension(charges: Any) -> None:
     with pytest.raises(ConfigError, match=r"showback by 'region'; allowed: \['model'"):
         summarize(charges, "region", START, END)

@@ -274,6 +274,10 @@ def check_database_names(cfg: dict[str, Any], common: dict[str, str]) -> list[st
     for key in ("COSTAWARE_STORAGE", "COSTAWARE_MLFLOW_ARTIFACTS"):
         if urlsplit(common[key]).netloc != common["COSTAWARE_BUCKET"]:
             problems.append(f"deploy/common.env: {key} is not in COSTAWARE_BUCKET")
+    for name, svc in airflow_services(cfg).items():
+        logs = (svc.get("environment") or {}).get("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER")
+        if logs is None or urlsplit(logs).netloc != common["COSTAWARE_BUCKET"]:
+            problems.append(f"{name}: task logs ({logs}) are not in COSTAWARE_BUCKET")
     return problems
 
 
@@ -688,6 +692,18 @@ def test_bucket_drift_in_common_env_is_reported(
 ) -> None:
     assert check_database_names(resolved, {**common, "COSTAWARE_STORAGE": "s3://other/state"}) == [
         "deploy/common.env: COSTAWARE_STORAGE is not in COSTAWARE_BUCKET"
+    ]
+
+
+def test_task_logs_outside_the_bucket_are_reported(
+    resolved: dict[str, Any], common: dict[str, str]
+) -> None:
+    broken = copy.deepcopy(resolved)
+    broken["services"]["airflow-scheduler"]["environment"][
+        "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"
+    ] = "s3://elsewhere/logs"
+    assert check_database_names(broken, common) == [
+        "airflow-scheduler: task logs (s3://elsewhere/logs) are not in COSTAWARE_BUCKET"
     ]
 
 

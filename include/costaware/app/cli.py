@@ -1,4 +1,4 @@
-"""``costaware`` commands for people: replay, status, rollback, costs, airflow, suites."""
+"""``costaware`` commands for people: replay, status, rollback, costs, airflow, suites, stack."""
 
 from __future__ import annotations
 
@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from costaware.app.cli_costs import add_costs_commands
 
     add_costs_commands(sub)
+    from costaware.app.stack import add_stack_command
+
+    add_stack_command(sub)
     return p
 
 

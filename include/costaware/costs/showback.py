@@ -202,6 +202,11 @@ def _chart_png(s: Showback) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 1]})
+    if s.daily.empty or s.monthly.empty:  # a new deployment: nothing spent yet
+        ax1.text(0.5, 0.5, f"no costs from {s.start} to {s.end}", ha="center", va="center")
+        ax1.set_axis_off()
+        ax2.set_axis_off()
+        return _png(fig, plt)
     daily = s.daily.copy()
     daily.index = pd.to_datetime(daily.index)
     # Legend labels are tag values from cloud APIs; an unescaped "$" starts matplotlib's
@@ -215,6 +220,10 @@ def _chart_png(s: Showback) -> bytes:
     ax2.set_title("Monthly (USD)")
     ax2.set_xlabel("")
     fig.tight_layout()
+    return _png(fig, plt)
+
+
+def _png(fig: Any, plt: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)

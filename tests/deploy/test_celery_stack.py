@@ -1,0 +1,384 @@
+"""costaware under Airflow's CeleryExecutor: the stack of ``make stack``, end to end.
+
+``costaware.app.stack.up`` starts the deployed topology on this machine — moto's server as
+S3, an MLflow server (PostgreSQL store, artifacts on S3), Airflow's scheduler, DAG processor,
+triggerer and API server, and two Celery workers, each in its own empty folder — on fresh
+databases, a fresh bucket and a Redis database of its own. Elec2 weeks are dropped into
+``s3://<bucket>/state/landing/elec2/`` with boto3, as a producer would, exactly as
+``costaware replay`` lands them (a week's batch, and the labels of the week before): the
+first week is taken by the scheduled run that unpausing the DAG creates, the next ones by runs
+triggered through the REST API, until week 3 has the labelled rows to train the first model.
+Assertions read the ledger, the registry (from a fresh process), the bucket and Airflow's
+metadata DB — never log text.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from costaware.app import stack
+from costaware.app.replay import load_source, split_batches
+from costaware.batches.data import ID_COLUMN, TIME_COLUMN
+from costaware.config import get_model
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.airflow]
+
+ROOT = Path(__file__).resolve().parents[2]
+UP_S, RUN_S = 240, 240
+DAG = "retrain_elec2"
+
+
+class Api:
+    """Airflow's REST API as the admin user of the stack."""
+
+    def __init__(self, base: str, user: str, password: str) -> None:
+        self.base, self.token = base, ""
+        status, body = self.call("POST", "/auth/token", {"username": user, "password": password})
+        assert status in (200, 201), body
+        self.token = body["access_token"]
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        req = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def wait_for_run(self, run_id: str, timeout: float = RUN_S) -> dict[str, Any]:
+        """The run once it has finished; fails with every task's state when it did not."""
+        deadline, run = time.monotonic() + timeout, {"state": "queued"}
+        while run["state"] not in ("success", "failed") and time.monotonic() < deadline:
+            time.sleep(2)
+            status, run = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}")
+            assert status == 200, run
+        _, tis = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances")
+        states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
+        assert run["state"] == "success", f"run {run_id} is {run['state']}: {states}"
+        return run
+
+
+def _free_redis_db() -> int:
+    """A Redis database no one uses now (Celery's queues of this stack go there)."""
+    import redis
+
+    for db in range(6, 16):
+        if redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() == 0:
+            return db
+    pytest.fail("Redis at 127.0.0.1:6379 has no empty database among 6-15 for the stack")
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory):
+    """The stack on fresh databases and a fresh bucket; stopped and dropped afterwards."""
+    home = tmp_path_factory.mktemp("stack")
+    tag = uuid.uuid4().hex[:8]
+    bucket = f"costaware-{tag}"
+    overrides = {
+        "COSTAWARE_BUCKET": bucket,
+        "COSTAWARE_STORAGE": f"s3://{bucket}/state",
+        "COSTAWARE_MLFLOW_ARTIFACTS": f"s3://{bucket}/mlflow",
+        "COSTAWARE_AIRFLOW_DB": f"cw_{tag}_airflow",
+        "COSTAWARE_MLFLOW_DB": f"cw_{tag}_mlflow",
+        "COSTAWARE_LEDGER_DB": f"cw_{tag}_ledger",
+        # Nothing runs before the test lands its data and unpauses the one DAG it drives.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+    }
+    t0, state = time.monotonic(), None
+    try:
+        state = stack.up(
+            home,
+            overrides=overrides,
+            redis_db=_free_redis_db(),
+            timeout=UP_S,
+            preferred_ports=False,
+            say=lambda _: None,
+        )
+        print(f"\nstack up in {time.monotonic() - t0:.1f} s: {state['timings']}")
+        yield home, state
+    finally:
+        if stack.read_state(stack.stack_root(home)) is not None:
+            stack.down(home, drop=True, grace=20)
+        elif state is not None:  # test_stack_down stopped it: drop what it made
+            stack.drop_data(state)
+
+
+@pytest.fixture(scope="module")
+def weeks():
+    cfg = get_model(ROOT / "include" / "models", "elec2")
+    return cfg, list(split_batches(cfg, load_source(cfg, ROOT)))
+
+
+@pytest.fixture(scope="module")
+def s3(running):
+    import boto3
+
+    _, state = running
+    return boto3.client(
+        "s3",
+        endpoint_url=state["urls"]["moto"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
+def _put_parquet(s3: Any, bucket: str, key: str, frame: Any) -> None:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+
+
+def _land_week(s3: Any, state: dict[str, Any], weeks: Any, i: int) -> None:
+    """Week ``i``'s batch (features only) and week ``i - 1``'s labels, as replay lands them."""
+    cfg, parts = weeks
+    bucket, landing = state["bucket"], "state/landing/elec2"
+    name, part = parts[i]
+    _put_parquet(
+        s3, bucket, f"{landing}/{name}.parquet", part[[ID_COLUMN, TIME_COLUMN, *cfg.feature_names]]
+    )
+    if i >= 1:
+        lname, lpart = parts[i - 1]
+        _put_parquet(
+            s3, bucket, f"{landing}/labels/{lname}.parquet", lpart[[ID_COLUMN, cfg.target.name]]
+        )
+
+
+@pytest.fixture(scope="module")
+def flow(running, s3, weeks):
+    """Weeks 0-3 through the stack; returns the API client and each week's run id."""
+    home, state = running
+    password = json.loads(Path(state["secrets_file"]).read_text())["passwords"]["admin"]
+    api = Api(state["urls"]["api-server"], "admin", password)
+    deadline = time.monotonic() + 120
+    while api.call("GET", f"/api/v2/dags/{DAG}")[0] != 200:  # parsed by the DAG processor
+        assert time.monotonic() < deadline, f"{DAG} was not parsed; see {state['logs']}"
+        time.sleep(2)
+    runs = []
+    t0 = time.monotonic()
+    _land_week(s3, state, weeks, 0)
+    status, body = api.call("PATCH", f"/api/v2/dags/{DAG}", {"is_paused": False})
+    assert status == 200, body
+    while not (found := api.call("GET", f"/api/v2/dags/{DAG}/dagRuns")[1]["dag_runs"]):
+        assert time.monotonic() < t0 + 60, "unpausing the DAG made no scheduled run"
+        time.sleep(1)
+    assert found[0]["run_type"] == "scheduled", found
+    runs.append(api.wait_for_run(found[0]["dag_run_id"])["dag_run_id"])
+    for i in (1, 2, 3):
+        _land_week(s3, state, weeks, i)
+        status, run = api.call(
+            "POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {}}
+        )
+        assert status == 200, run
+        runs.append(api.wait_for_run(run["dag_run_id"])["dag_run_id"])
+    print(f"4 runs through Celery in {time.monotonic() - t0:.1f} s")
+    for run_id in runs:
+        print(_split(state, run_id))
+    return api, runs
+
+
+def _split(state: dict[str, Any], run_id: str) -> str:
+    """How a run's wall time splits: tasks running vs. waiting to start (printed with -s)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(state["airflow_db_url"])
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT extract(epoch FROM max(ti.end_date) - min(dr.start_date)),"
+                    " sum(extract(epoch FROM ti.end_date - ti.start_date)),"
+                    " sum(extract(epoch FROM ti.start_date - ti.queued_dttm)), count(*)"
+                    " FROM task_instance ti JOIN dag_run dr ON dr.dag_id = ti.dag_id"
+                    " AND dr.run_id = ti.run_id"
+                    " WHERE ti.run_id = :run AND ti.start_date IS NOT NULL"
+                    " AND ti.queued_dttm IS NOT NULL"
+                ),
+                {"run": run_id},
+            ).one()
+    finally:
+        engine.dispose()
+    wall, busy, queued, n = (float(x or 0) for x in row)
+    return (
+        f"{run_id}: {wall:.0f} s, {n:.0f} tasks ran {busy:.0f} s in all "
+        f"and waited {queued:.0f} s from queued to started"
+    )
+
+
+def test_weeks_are_accepted_and_week_3_trains_and_promotes_the_first_model(
+    running, weeks, flow
+) -> None:
+    from costaware.store.ledger import Ledger
+
+    _, state = running
+    _, parts = weeks
+    _, runs = flow
+    ledger = Ledger(state["ledger_url"])
+    for i, run_id in enumerate(runs):
+        batch = ledger.batch("elec2", parts[i][0])
+        assert batch is not None and batch["status"] == "accepted", batch
+        decision = ledger.decision_for_batch("elec2", parts[i][0])
+        assert decision is not None and decision["run_id"] == run_id
+    for i in range(3):
+        d = ledger.decision_for_batch("elec2", parts[i][0])
+        assert d["action"] == "skip" and d["reason"].startswith("waiting for labels"), d
+    d = ledger.decision_for_batch("elec2", parts[3][0])
+    assert (d["action"], d["outcome"]) == ("retrain", "promoted"), d["reason"]
+    costs = ledger.run_costs("elec2", runs[3])
+    assert costs and all(c["usd"] > 0 and c["status"] == "final" for c in costs), costs
+    audit = [a for a in ledger.audit("elec2") if a["run_id"] == runs[3]]
+    assert [(a["action"], a["from_version"], a["to_version"]) for a in audit] == [
+        ("promote", None, "1")
+    ]
+
+
+def test_the_champion_loads_in_a_fresh_process_from_the_mlflow_server(
+    running, weeks, flow, tmp_path: Path
+) -> None:
+    """A process with no AWS key, in an empty folder, loads the champion through the MLflow
+    server (which alone reads the bucket) and scores a week with it."""
+    _, state = running
+    cfg, parts = weeks
+    week = tmp_path / "week.parquet"
+    parts[4][1][cfg.feature_names].to_parquet(week, index=False)
+    code = (
+        "import sys, mlflow, pandas as pd\n"
+        "client = mlflow.MlflowClient()\n"
+        "v = client.get_model_version_by_alias('elec2', 'champion')\n"
+        "model = mlflow.pyfunc.load_model('models:/elec2@champion')\n"
+        "pred = model.predict(pd.read_parquet(sys.argv[1]))\n"
+        "print(v.version, len(pred), client.get_run(v.run_id).info.artifact_uri)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    env["MLFLOW_TRACKING_URI"] = state["urls"]["mlflow"]
+    empty = tmp_path / "fresh"
+    empty.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(week)],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    version, rows, artifact_uri = done.stdout.split()[-3:]
+    assert (version, int(rows)) == ("1", len(parts[4][1]))
+    assert artifact_uri.startswith("mlflow-artifacts:"), artifact_uri  # served, not a path
+
+
+def test_the_bucket_holds_accepted_data_reports_and_model_and_the_landing_zone_is_empty(
+    running, s3, weeks, flow
+) -> None:
+    _, state = running
+    _, parts = weeks
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=state["bucket"])
+        for o in page.get("Contents", [])
+    ]
+    landing = [k for k in keys if k.startswith("state/landing/")]
+    assert landing == [], landing
+    accepted = [k for k in keys if k.startswith("state/data/elec2/batches/")]
+    for name, _ in parts[:4]:
+        assert any(name in k and k.endswith(".parquet") for k in accepted), (name, accepted)
+    labels = [k for k in keys if k.startswith("state/data/elec2/labels/")]
+    assert labels, keys
+    assert f"state/reports/elec2/{parts[3][0]}/index.html" in keys
+    assert any(k.startswith("mlflow/") and k.endswith("MLmodel") for k in keys), keys
+    assert any(k.startswith("logs/dag_id=retrain_elec2/") for k in keys)  # task logs
+
+
+def test_both_celery_workers_ran_tasks(running, flow) -> None:
+    import sqlalchemy as sa
+
+    _, state = running
+    engine = sa.create_engine(state["airflow_db_url"])
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT hostname, count(*) FROM task_instance "
+                    "WHERE dag_id = :dag AND state = 'success' GROUP BY hostname"
+                ),
+                {"dag": DAG},
+            ).all()
+    finally:
+        engine.dispose()
+    by_host = dict(rows)
+    assert set(by_host) == set(state["workers"]), by_host
+
+
+def test_stack_down_stops_every_process_it_started(running) -> None:
+    home, state = running
+    assert stack.processes(state), "the stack's processes were not found while it runs"
+    stopped = stack.down(home, drop=False, grace=20)
+    assert set(stopped) == {
+        "moto",
+        "mlflow",
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "worker1",
+        "worker2",
+    }
+    assert stack.processes(state) == []
+    leaders = [c["pid"] for c in state["components"]]
+    ps = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
+    sessions = {int(line.split()[1]) for line in ps.splitlines() if line.strip()}
+    assert not sessions & set(leaders), "a process of the stack is still running"
+
+
+def test_a_component_that_cannot_start_is_named_with_its_log_and_nothing_is_left(
+    tmp_path: Path,
+) -> None:
+    """An executor that does not exist: Airflow's components exit while starting. ``up``
+    names the first one it sees fail and its log, and stops everything it started."""
+    tag = uuid.uuid4().hex[:8]
+    overrides = {
+        "COSTAWARE_AIRFLOW_DB": f"cw_{tag}_airflow",
+        "COSTAWARE_MLFLOW_DB": f"cw_{tag}_mlflow",
+        "COSTAWARE_LEDGER_DB": f"cw_{tag}_ledger",
+        "AIRFLOW__CORE__EXECUTOR": "costaware.no_such_module.Executor",
+    }
+    root = stack.stack_root(tmp_path)
+    try:
+        with pytest.raises(stack.StackError) as err:
+            stack.up(
+                tmp_path,
+                overrides=overrides,
+                redis_db=_free_redis_db(),
+                timeout=UP_S,
+                preferred_ports=False,
+                say=lambda _: None,
+            )
+        message = str(err.value)
+        name, log = message.split(" ", 1)[0], message.split("its log: ", 1)[1].split("\n")[0]
+        assert "exited with code" in message and Path(log) == root / "logs" / f"{name}.log"
+        assert "no_such_module" in Path(log).read_text()
+        state = stack.read_state(root)
+        assert state is not None and len(state["components"]) == 8
+        assert stack.processes(state) == []
+    finally:
+        stack.down(tmp_path, drop=True, grace=10)
