@@ -83,13 +83,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """moto's server on 127.0.0.1 (AWS over real HTTP), for the whole session."""
+    with moto_server() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server of one's own (``/moto-api/reset`` on the session's wipes every bucket)."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 _AIRFLOW_STATE: Settings | None = None

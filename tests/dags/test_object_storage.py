@@ -29,7 +29,7 @@ from costaware.models.registry import REFERENCE_TAG
 from costaware.settings import Settings
 from costaware.store import storage
 
-from ..conftest import pg_database
+from ..conftest import moto_server, pg_database
 from ..support.servers import mlflow_server
 from .harness import WEEKS, Harness
 
@@ -52,14 +52,8 @@ class S3Harness(Harness):
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    """A moto server of this module's own (other modules reset theirs)."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

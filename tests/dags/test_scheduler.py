@@ -14,10 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,6 +23,7 @@ from costaware.app.replay import land_batch
 from costaware.store.ledger import Ledger
 
 from ..conftest import make_settings
+from ..support.airflow_api import AirflowApi
 from .harness import WEEKS
 
 READY_S, RUN_S = 240, 420
@@ -35,27 +33,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base, self.token = base, ""
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        req = urllib.request.Request(
-            self.base + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Content-Type": "application/json",
-                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
-            },
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    api = Api(f"http://127.0.0.1:{port}")
+    api = AirflowApi(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + READY_S
         while True:

@@ -21,8 +21,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,50 +32,14 @@ from costaware.app.replay import load_source, split_batches
 from costaware.batches.data import ID_COLUMN, TIME_COLUMN
 from costaware.config import get_model
 
+from ..support.airflow_api import AirflowApi
+
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.airflow]
 
 ROOT = Path(__file__).resolve().parents[2]
 UP_S, RUN_S = 240, 240
 DAG = "retrain_elec2"
 BACKLOG = 4  # weeks landed at once
-
-
-class Api:
-    """Airflow's REST API as the admin user of the stack."""
-
-    def __init__(self, base: str, user: str, password: str) -> None:
-        self.base, self.token = base, ""
-        status, body = self.call("POST", "/auth/token", {"username": user, "password": password})
-        assert status in (200, 201), body
-        self.token = body["access_token"]
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        req = urllib.request.Request(
-            self.base + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Content-Type": "application/json",
-                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
-            },
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
-
-    def wait_for_run(self, run_id: str, timeout: float = RUN_S) -> dict[str, Any]:
-        """The run once it has finished; fails with every task's state when it did not."""
-        deadline, run = time.monotonic() + timeout, {"state": "queued"}
-        while run["state"] not in ("success", "failed") and time.monotonic() < deadline:
-            time.sleep(2)
-            status, run = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}")
-            assert status == 200, run
-        _, tis = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances")
-        states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
-        assert run["state"] == "success", f"run {run_id} is {run['state']}: {states}"
-        return run
 
 
 def _free_redis_db() -> int:
@@ -170,7 +132,7 @@ def flow(running, s3, weeks):
     API client and the run ids, oldest first."""
     home, state = running
     password = json.loads(Path(state["secrets_file"]).read_text())["passwords"]["admin"]
-    api = Api(state["urls"]["api-server"], "admin", password)
+    api = AirflowApi(state["urls"]["api-server"]).login("admin", password)
     deadline = time.monotonic() + 120
     while api.call("GET", f"/api/v2/dags/{DAG}")[0] != 200:  # parsed by the DAG processor
         assert time.monotonic() < deadline, f"{DAG} was not parsed; see {state['logs']}"
@@ -183,14 +145,14 @@ def flow(running, s3, weeks):
         assert time.monotonic() < t0 + 60, "unpausing the DAG made no scheduled run"
         time.sleep(1)
     assert found[0]["run_type"] == "scheduled", found
-    runs = [api.wait_for_run(found[0]["dag_run_id"])["dag_run_id"]]
+    runs = [api.wait_for_run(DAG, found[0]["dag_run_id"], RUN_S)["dag_run_id"]]
     # Each run's teardown triggers the next while batches wait (max_active_runs=1).
     deadline = time.monotonic() + BACKLOG * RUN_S
     while len(runs) < BACKLOG:
         listed = api.call("GET", f"/api/v2/dags/{DAG}/dagRuns?order_by=run_after")[1]
         new = [r["dag_run_id"] for r in listed["dag_runs"] if r["dag_run_id"] not in runs]
         if new:
-            runs.append(api.wait_for_run(new[0])["dag_run_id"])
+            runs.append(api.wait_for_run(DAG, new[0], RUN_S)["dag_run_id"])
         else:
             assert time.monotonic() < deadline, f"the backlog stopped draining after {runs}"
             time.sleep(2)
