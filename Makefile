@@ -86,3 +86,10 @@ stack: $(VENV)/.installed ## start the stack; prints the UI address, the login a
 
 stack-down: ## stop every process `make stack` started and drop the databases it created
 	$(BIN)/costaware stack down --drop
+
+# Issue 8 §5: N waiting Elec2 weeks drained through a private `costaware stack` with 1, then 2
+# Celery workers, for one model and for two at once: runs per hour, and a run's time split into
+# task start-up vs work (bench/results/throughput.md; ~15 min, starts and stops its own stacks).
+.PHONY: bench-throughput
+bench-throughput: $(VENV)/.installed ## backlog throughput under Celery, 1 vs 2 workers
+	$(BIN)/python bench/throughput.py

@@ -43,11 +43,15 @@ BACKLOG = 4  # weeks landed at once
 
 
 def _free_redis_db() -> int:
-    """A Redis database no one uses now (Celery's queues of this stack go there)."""
+    """An empty Redis database for this stack's Celery queues, claimed at once: the stack's
+    workers connect ~40 s after up() starts, and until then another stack starting would see
+    the database free (two stacks on one database run each other's tasks). down(drop=True)
+    empties it, the claim with it."""
     import redis
 
     for db in range(6, 16):
-        if redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() == 0:
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+        if client.dbsize() == 0 and client.set("costaware:stack-claim", "test", nx=True):
             return db
     pytest.fail("Redis at 127.0.0.1:6379 has no empty database among 6-15 for the stack")
 

@@ -4,8 +4,9 @@ The shape of docker-compose.yaml without Docker: PostgreSQL at 127.0.0.1:5432 (o
 each for Airflow, MLflow and the ledger, created when missing), Redis at 127.0.0.1:6379 as
 Celery's broker, moto's server as S3 (bucket created), an MLflow tracking server keeping its
 store in PostgreSQL and its artifacts in the bucket, and Airflow's scheduler, DAG processor,
-triggerer, API server and two Celery workers, each worker in its own empty folder. What runs,
-with which settings, is ``stack_topology.py``; this module starts, waits, stops and reports.
+triggerer, API server and two Celery workers (``--workers N``), each worker in its own empty
+folder. What runs, with which settings, is ``stack_topology.py``; this module starts, waits,
+stops and reports.
 
 Every component runs in its own session (its own process group, no terminal to hang up);
 Airflow's task processes change group but stay in their worker's session. ``down`` stops
