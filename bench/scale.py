@@ -1,6 +1,7 @@
 """Scale: DAG-file parse time and scheduler loop time for N model configs.
 
     python bench/scale.py            # N = 1, 10, 100, 300 → bench/results/scale.md (~9 min)
+    python bench/scale.py --compare-with fead143   # + that commit's DAG files, same harness
     python bench/scale.py --models 100 --repeats 3 --no-scheduler --out /tmp/scale.md
     python bench/scale.py --quick    # N = 1, 10; 3 repeats; no scheduler; prints only
 
@@ -18,18 +19,22 @@ forks a child per (file, repetition) that times ``_parse_file`` and reports DAG 
 errors. Everything the file imports beyond Airflow (costaware, its YAML loading) is paid in
 the child, as in production. Baselines in the same harness, interleaved with the real files:
 a DAG file with no DAG, and a trivial one-task DAG (the ratio column). Also timed, each in
-its own child: the two halves of ``_parse_file`` (import + build, serialize), and, cold,
-``import costaware.config`` and ``load_models_for_dags()`` (which three of the four DAG files
-call on every parse).
+its own child: the two halves of ``_parse_file`` (import + build, serialize), and
+``import costaware.config``, ``load_models`` parsing every YAML (the first parse after the
+configs changed) and ``load_models_for_dags()`` (what three of the four DAG files call on
+every parse: parsed YAML reused from ``costaware.config.ParsedYamlCache``, which the
+earlier parses of the same run filled, as the dag-processor's earlier parses do).
 
-**What-if rows** (N = 100): the same parse with the fixes this benchmark points at applied in
-the harness (``WHAT_IF``: libyaml's C loader for the model YAMLs; Airflow's ``Param``
-validation reusing one validator per schema). They must leave every serialized DAG
-byte-identical (Airflow's DAG hash), or the run fails.
+**Before / after** (``--compare-with REV``, N = 100): REV's DAG files, each parse importing
+REV's own ``include/costaware`` (put first on the child's ``sys.path``), are parsed by the
+same harness, interleaved with today's files and the baselines, so a loaded machine slows
+both alike. Both must build the same DAGs with no import error, or the run fails.
 
 **Real dag-processor pass.** ``airflow dag-processor --num-runs 1`` on a scratch SQLite
 Airflow DB: wall time from queueing the files to the end of the pass (2 parsing processes,
 including writing the serialized DAGs to the DB), and the DAGs / import errors it stored.
+Run twice: first on the empty DB (every DAG is new, the parsed-YAML cache is cold), then
+again (the DAGs are stored and unchanged, the cache is warm: what every later re-parse does).
 
 **Scheduler loop time.** On that DB, ``airflow scheduler --num-runs K`` (LocalExecutor). Each
 loop's duration is the scheduler's own timer (``scheduler.scheduler_loop_duration``), read
@@ -45,6 +50,7 @@ cut to 0.05 s to save wall time (the loop timer excludes the sleep).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -54,6 +60,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -212,12 +219,13 @@ def parse_times(
     work: Path,
     repeats: int,
     warmup: int = 1,
-    what_if: tuple[str, ...] = (),
+    sys_paths: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Fork-parse each file ``warmup + repeats`` times in one harness process (see the module
-    docstring), with the ``WHAT_IF`` fixes named in ``what_if`` applied in the harness first.
-    Returns ``{"files": {label: {"seconds": [...], "dags": [...], "errors": {...}}},
-    "config": {"import_s": [...], "load_s": [...], "models": n}}``."""
+    docstring). ``sys_paths``: by label, a folder the child puts first on ``sys.path`` before
+    parsing that file (another revision's ``include/``). Returns ``{"files": {label:
+    {"seconds": [...], "dags": [...], "errors": {...}}}, "config": {"import_s": [...],
+    "parse_s": [...], "load_s": [...], "models": n}}``."""
     work.mkdir(parents=True, exist_ok=True)
     spec = work / "parse_spec.json"
     out = work / "parse_result.json"
@@ -227,7 +235,7 @@ def parse_times(
                 "files": {k: str(v) for k, v in files.items()},
                 "repeats": repeats,
                 "warmup": warmup,
-                "what_if": list(what_if),
+                "sys_paths": {k: str(v) for k, v in (sys_paths or {}).items()},
                 "out": str(out),
             }
         )
@@ -270,8 +278,6 @@ def _in_child(fn: Any) -> Any:
 def _parse_worker(spec_path: str) -> None:
     """The harness: plays the dag-processor manager, forks one parse per file and repetition."""
     spec = json.loads(Path(spec_path).read_text())
-    for name in spec["what_if"]:
-        WHAT_IF[name][1]()
     import airflow.dag_processing.manager  # noqa: F401  (what the manager process has loaded)
     import structlog
     from airflow.dag_processing.dagbag import BundleDagBag
@@ -289,8 +295,15 @@ def _parse_worker(spec_path: str) -> None:
     if any(m == "costaware" or m.startswith("costaware.") for m in sys.modules):
         raise RuntimeError("the harness imported costaware: children would not parse cold")
 
-    def parse(path: Path) -> Any:
+    def first_on_path(label: str) -> None:
+        """Another revision's library for this file's parse (the child is discarded after)."""
+        extra = spec["sys_paths"].get(label)
+        if extra:
+            sys.path.insert(0, extra)
+
+    def parse(label: str, path: Path) -> Any:
         def run() -> dict[str, Any]:
+            first_on_path(label)
             msg = DagFileParseRequest(
                 file=str(path), bundle_path=path.parent, bundle_name="bench", callback_requests=[]
             )
@@ -301,18 +314,17 @@ def _parse_worker(spec_path: str) -> None:
             return {
                 "seconds": seconds,
                 "dags": sorted(d.dag_id for d in res.serialized_dags),
-                # Airflow's own change-detection hash of each serialized DAG.
-                "hashes": {d.dag_id: d.hash for d in res.serialized_dags},
                 "errors": {str(k): str(v) for k, v in (res.import_errors or {}).items()},
             }
 
         return run
 
-    def breakdown(path: Path) -> Any:
+    def breakdown(label: str, path: Path) -> Any:
         """The two halves of ``_parse_file`` on their own: import the file (build its DAGs),
         then serialize them."""
 
         def run() -> dict[str, float]:
+            first_on_path(label)
             t0 = time.perf_counter()
             bag = BundleDagBag(
                 dag_folder=str(path),
@@ -328,12 +340,20 @@ def _parse_worker(spec_path: str) -> None:
 
     def config_load() -> dict[str, Any]:
         t0 = time.perf_counter()
-        from costaware.config import load_models_for_dags
+        from costaware.config import load_models, load_models_for_dags
+        from costaware.settings import Settings
 
         t1 = time.perf_counter()
-        found = load_models_for_dags()
+        load_models(Settings.from_env().models_dir)  # every YAML parsed: no cache
         t2 = time.perf_counter()
-        return {"import_s": t1 - t0, "load_s": t2 - t1, "models": len(found.configs)}
+        found = load_models_for_dags()  # what a DAG file pays: the cache the parses filled
+        t3 = time.perf_counter()
+        return {
+            "import_s": t1 - t0,
+            "parse_s": t2 - t1,
+            "load_s": t3 - t2,
+            "models": len(found.configs),
+        }
 
     out: dict[str, Any] = {
         "files": {
@@ -343,79 +363,52 @@ def _parse_worker(spec_path: str) -> None:
                 "serialize_s": [],
                 "dags": [],
                 "errors": {},
-                "hashes": {},
             }
             for k in files
         },
-        "config": {"import_s": [], "load_s": [], "models": 0},
+        "config": {"import_s": [], "parse_s": [], "load_s": [], "models": 0},
     }
     for rep in range(spec["warmup"] + spec["repeats"]):
         keep = rep >= spec["warmup"]
         # Interleaved, so load from other jobs on the machine hits every row alike.
         for label, path in files.items():
-            got = _in_child(parse(path))
-            parts = _in_child(breakdown(path))
+            got = _in_child(parse(label, path))
+            parts = _in_child(breakdown(label, path))
             if keep:
                 row = out["files"][label]
                 row["seconds"].append(got["seconds"])
                 row["bag_s"].append(parts["bag_s"])
                 row["serialize_s"].append(parts["serialize_s"])
                 row["dags"], row["errors"] = got["dags"], got["errors"]
-                row["hashes"] = got["hashes"]
         got = _in_child(config_load)
         if keep:
             cfg = out["config"]
-            cfg["import_s"].append(got["import_s"])
-            cfg["load_s"].append(got["load_s"])
+            for key in ("import_s", "parse_s", "load_s"):
+                cfg[key].append(got[key])
             cfg["models"] = got["models"]
     Path(spec["out"]).write_text(json.dumps(out))
 
 
-# What-if rows: the fixes this benchmark points at, applied to the harness (and so inherited
-# by every forked parse) to measure what they would save. Measurement only: nothing here
-# changes costaware or Airflow on disk.
-
-
-def _c_yaml_loader() -> None:
-    """costaware.config parsing YAML with libyaml's C loader instead of pure-Python
-    ``yaml.safe_load`` (same YAML 1.1 safe subset)."""
-
-    def safe_load(stream: Any) -> Any:
-        return yaml.load(stream, Loader=yaml.CSafeLoader)
-
-    if not yaml.__with_libyaml__:
-        raise RuntimeError("this PyYAML has no libyaml: the C-loader what-if cannot run")
-    yaml.safe_load = safe_load
-
-
-def _param_validator_cache() -> None:
-    """Airflow's ``Param.resolve`` calls ``jsonschema.validate``, which re-checks the schema
-    against its meta-schema on every call (and serialization calls it per Param per task):
-    check each schema once and reuse its validator, as an upstream fix would."""
-    import jsonschema
-    from jsonschema import exceptions, validators
-
-    cache: dict[str, Any] = {}
-
-    def validate(instance: Any, schema: Any, cls: Any = None, *args: Any, **kwargs: Any) -> None:
-        key = json.dumps(schema, sort_keys=True, default=str)
-        validator = cache.get(key)
-        if validator is None:
-            klass = cls or validators.validator_for(schema)
-            klass.check_schema(schema)
-            validator = cache[key] = klass(schema, *args, **kwargs)
-        error = exceptions.best_match(validator.iter_errors(instance))
-        if error is not None:
-            raise error
-
-    jsonschema.validate = validate
-
-
-WHAT_IF: dict[str, tuple[str, Any]] = {
-    "c_yaml": ("libyaml C loader in costaware.config", _c_yaml_loader),
-    "param_cache": ("Airflow Param validator cached per schema", _param_validator_cache),
-}
-WHAT_IF_RUNS: tuple[tuple[str, ...], ...] = (("c_yaml",), ("c_yaml", "param_cache"))
+def checkout(rev: str, dest: Path) -> tuple[str, Path, Path]:
+    """REV's ``dags/`` and ``include/costaware/`` extracted into ``dest`` (``git archive``):
+    returns (short commit, its dags folder, the folder to put first on ``sys.path``)."""
+    short = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if short.returncode != 0:
+        raise SystemExit(f"--compare-with {rev!r}: not a revision of {ROOT}: {short.stderr}")
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "dags", "include/costaware"],
+        capture_output=True,
+        check=True,
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return short.stdout.strip(), dest / "dags", dest / "include"
 
 
 def baseline_files(folder: Path) -> dict[str, Path]:
@@ -467,6 +460,14 @@ class AirflowDBs:
         (self.work / name).mkdir(parents=True, exist_ok=True)
         shutil.copy(self.work / "template" / "airflow.db", self.work / name / "airflow.db")
         return self._url(name)
+
+
+def _pass_seconds(text: str) -> float:
+    """One dag-processor pass, from queueing the files to the end of the loop (its log)."""
+    lines = text.splitlines()
+    start = next(_ts(x) for x in lines if re.search(r"Adding \d+ new files", x))
+    end = next(_ts(x) for x in lines if "Exiting dag parsing loop" in x)
+    return (end - start).total_seconds()
 
 
 def _db_counts(url: str) -> dict[str, Any]:
@@ -550,11 +551,11 @@ def scheduler_bench(
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     af = _airflow()
 
-    text = _run([af, "dag-processor", "--num-runs", "1"], env, work / "dag_processor.log")
-    start = next(_ts(x) for x in text.splitlines() if re.search(r"Adding \d+ new files", x))
-    end = next(_ts(x) for x in text.splitlines() if "Exiting dag parsing loop" in x)
-    out: dict[str, Any] = {"dag_processor_s": (end - start).total_seconds()}
-    out["after_parse"] = _db_counts(db_url)
+    out: dict[str, Any] = {}
+    for key in ("dag_processor_s", "dag_processor_again_s"):  # new DAGs; then stored ones
+        text = _run([af, "dag-processor", "--num-runs", "1"], env, work / f"{key}.log")
+        out[key] = _pass_seconds(text)
+        out.setdefault("after_parse", _db_counts(db_url))
 
     sched_env = {**env, **SCHEDULER_ENV}
     cmd = [af, "scheduler", "--skip-serve-logs", "--num-runs"]
@@ -621,63 +622,88 @@ def parse_table(parse: dict[int, dict[str, Any]]) -> list[str]:
     return rows
 
 
-def what_if_table(as_is: dict[str, Any], runs: dict[tuple[str, ...], dict[str, Any]]) -> list[str]:
-    names = [k for k in as_is["files"] if not k.startswith("(baseline)")]
-    rows = [
-        "| variant | " + " | ".join(names) + " | all DAG files s | vs as is |",
-        "|---|" + "---:|" * (len(names) + 2),
-    ]
-    base = sum(_med(as_is["files"][k]["seconds"]) for k in names)
-    for label, res in [("as is", as_is)] + [
-        (" + ".join(WHAT_IF[w][0] for w in combo), r) for combo, r in runs.items()
-    ]:
-        meds = [_med(res["files"][k]["seconds"]) for k in names]
-        # A fix must not change what Airflow stores: the same DAGs, byte-identical once
-        # serialized (Airflow's own hash), no import error.
-        changed = [
-            k
-            for k in names
-            if res["files"][k]["hashes"] != as_is["files"][k]["hashes"] or res["files"][k]["errors"]
-        ]
-        if changed:
-            raise RuntimeError(f"what-if {label!r} changed the serialized DAGs of {changed}")
-        rows.append(
-            f"| {label} | "
-            + " | ".join(f"{m:.3f}" for m in meds)
-            + f" | **{sum(meds):.3f}** | {sum(meds) / base:.2f}× |"
+def compare_table(res: dict[str, Any], rev: str) -> list[str]:
+    """REV's DAG files against today's, parsed by one harness, interleaved (``--compare-with``)."""
+    suffix = f" @ {rev}"
+    files = res["files"]
+    names = sorted(
+        {k.removesuffix(suffix) for k in files if not k.startswith("(baseline)")},
+        key=lambda k: (k not in files, k),
+    )
+
+    def dags(before: bool) -> list[str]:
+        return sorted(
+            d
+            for k, r in files.items()
+            if not k.startswith("(baseline)") and k.endswith(suffix) == before
+            for d in r["dags"]
         )
+
+    # Same DAGs, no import error on either side, or the comparison means nothing.
+    errors = {k: r["errors"] for k, r in files.items() if r["errors"]}
+    if dags(before=True) != dags(before=False) or errors:
+        raise RuntimeError(f"--compare-with {rev}: the DAGs differ, or import errors: {errors}")
+    trivial = _med(files[TRIVIAL]["seconds"])
+    rows = [
+        f"| DAG file | DAGs | {rev} s (import + build / serialize) | today s (import + build / "
+        f"serialize) | today / {rev} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def cell(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return "—"
+        return f"{_med(r['seconds']):.3f} ({_med(r['bag_s']):.3f} / {_med(r['serialize_s']):.3f})"
+
+    totals = {"before": 0.0, "today": 0.0}
+    for name in names:
+        before, today = files.get(name + suffix), files.get(name)
+        totals["before"] += _med(before["seconds"]) if before else 0.0
+        totals["today"] += _med(today["seconds"]) if today else 0.0
+        ratio = (
+            f"{_med(today['seconds']) / _med(before['seconds']):.2f}×" if before and today else ""
+        )
+        built = len((today or before or {"dags": []})["dags"])
+        rows.append(f"| {name} | {built} | {cell(before)} | {cell(today)} | {ratio} |")
+    b, t, n_dags = totals["before"], totals["today"], len(dags(before=False))
+    rows.append(
+        f"| **all DAG files** | {n_dags} | **{b:.3f}** ({b / trivial:.0f}× trivial) "
+        f"| **{t:.3f}** ({t / trivial:.0f}× trivial) | **{t / b:.2f}×** |"
+    )
+    rows.append(f"| (baseline) one trivial DAG | 1 | {trivial:.3f} | {trivial:.3f} | |")
     return rows
 
 
 def config_table(parse: dict[int, dict[str, Any]]) -> list[str]:
     rows = [
-        "| N models | `import costaware.config` s | `load_models_for_dags()` s | per config ms | "
-        "× 3 files per parse pass s |",
-        "|---:|---:|---:|---:|---:|",
+        "| N models | `import costaware.config` s | every YAML parsed s | per config ms | "
+        "`load_models_for_dags()`, cache warm s | per config ms | × 3 files per parse pass s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, res in parse.items():
         c = res["config"]
-        imp, load = _med(c["import_s"]), _med(c["load_s"])
+        imp, cold, warm = _med(c["import_s"]), _med(c["parse_s"]), _med(c["load_s"])
         rows.append(
-            f"| {n} | {imp:.3f} | {load:.3f} | {1000 * load / max(n, 1):.1f} | "
-            f"{3 * (imp + load):.3f} |"
+            f"| {n} | {imp:.3f} | {cold:.3f} | {1000 * cold / max(n, 1):.2f} | {warm:.3f} | "
+            f"{1000 * warm / max(n, 1):.2f} | {3 * (imp + warm):.3f} |"
         )
     return rows
 
 
 def scheduler_table(sched: dict[int, dict[str, Any]], line_ms: float) -> list[str]:
     rows = [
-        "| N models | dag-processor pass s | DAGs stored | import errors | paused: "
-        "median loop ms | due: loops | due: median / p90 / max loop ms | due: all loops s | "
-        "runs created / scheduled models | first TIs scheduled | DEBUG lines per loop → their cost "
-        "ms |",
+        "| N models | dag-processor pass s: new DAGs / again | DAGs stored | import errors "
+        "| paused: median loop ms | due: loops | due: median / p90 / max loop ms "
+        "| due: all loops s | runs created / scheduled models | first TIs scheduled "
+        "| DEBUG lines per loop → their cost ms |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, r in sched.items():
         due = r["due"]["ms"]
         lines = _med(r["due"]["debug_lines"])
         rows.append(
-            f"| {n} | {r['dag_processor_s']:.2f} | {r['after_parse']['serialized_dags']} "
+            f"| {n} | {r['dag_processor_s']:.2f} / {r['dag_processor_again_s']:.2f} "
+            f"| {r['after_parse']['serialized_dags']} "
             f"| {r['after_parse']['import_errors']} | {_med(r['paused']['ms']):.1f} | {len(due)} "
             f"| {_med(due):.1f} / {_pct(due, 0.9):.1f} / {max(due):.1f} | {sum(due) / 1000:.2f} "
             f"| {r['after_due']['dag_runs']} / {r['scheduled_models']} "
@@ -706,7 +732,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loops", type=int, default=40, help="scheduler loops with every DAG due")
     ap.add_argument("--no-scheduler", action="store_true")
     ap.add_argument(
-        "--no-what-if", action="store_true", help="skip the parse runs with the proposed fixes"
+        "--compare-with",
+        metavar="REV",
+        help="also parse this git revision's DAG files (with its own costaware) at N = 100",
     )
     ap.add_argument("--quick", action="store_true", help="N = 1, 10; 3 repeats; no scheduler")
     ap.add_argument("--out", type=Path, default=RESULTS / "scale.md")
@@ -718,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
         _parse_worker(args.parse_worker)
         return 0
     if args.quick:
-        args.models, args.repeats, args.no_scheduler, args.no_what_if = [1, 10], 3, True, True
+        args.models, args.repeats, args.no_scheduler = [1, 10], 3, True
 
     from costaware.config import load_models
 
@@ -726,8 +754,9 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="costaware-scale-"))
     dag_files = {p.name: p for p in sorted(DAGS.glob("*.py"))}
     parse: dict[int, dict[str, Any]] = {}
-    what_if: dict[tuple[str, ...], dict[str, Any]] = {}
-    n_what_if = 100 if 100 in args.models else max(args.models)
+    compare: dict[str, Any] = {}
+    n_compare = 100 if 100 in args.models else max(args.models)
+    loads: dict[int, tuple[float, float]] = {}
     sched: dict[int, dict[str, Any]] = {}
     db = None if args.no_scheduler else AirflowDBs(scratch / "airflow_dbs")
     line_ms = 0.0
@@ -744,7 +773,9 @@ def main(argv: list[str] | None = None) -> int:
             if found.errors or len(found.configs) != n:
                 raise RuntimeError(f"generated configs are not valid: {found.error_text()}")
             print(f"N={n}: parsing {len(dag_files)} DAG files × {args.repeats} …", flush=True)
+            load_before = os.getloadavg()[0]
             parse[n] = parse_times(files, models_dir, scratch / f"parse_{n}", args.repeats)
+            loads[n] = (load_before, os.getloadavg()[0])
             model_dags = sum(
                 1
                 for r in parse[n]["files"].values()
@@ -762,15 +793,22 @@ def main(argv: list[str] | None = None) -> int:
                 sched[n]["scheduled_models"] = sum(
                     1 for c in found.configs.values() if c.airflow.schedule is not None
                 )
-        for combo in () if args.no_what_if else WHAT_IF_RUNS:
-            print(f"N={n_what_if}: parsing with {' + '.join(combo)} …", flush=True)
-            what_if[combo] = parse_times(
-                files,
-                scratch / f"models_{n_what_if}",
-                scratch / f"what_if_{'_'.join(combo)}",
-                args.repeats,
-                what_if=combo,
-            )
+        if args.compare_with:
+            rev, rev_dags, rev_include = checkout(args.compare_with, scratch / "rev")
+            old = {f"{p.name} @ {rev}": p for p in sorted(rev_dags.glob("*.py"))}
+            print(f"N={n_compare}: parsing {rev}'s DAG files beside today's …", flush=True)
+            load_before = os.getloadavg()[0]
+            compare = {
+                "rev": rev,
+                "res": parse_times(
+                    {**files, **old},
+                    scratch / f"models_{n_compare}",
+                    scratch / "compare",
+                    args.repeats,
+                    sys_paths=dict.fromkeys(old, rev_include),
+                ),
+            }
+            compare["load"] = (load_before, os.getloadavg()[0])
     finally:
         if args.keep:
             print(f"scratch kept: {scratch}")
@@ -788,17 +826,24 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *parse_table(parse),
         "",
-        "## Model configs loaded by each DAG file (cold, in a forked child)",
+        "1-min load average while each N was parsed (start → end): "
+        + ", ".join(f"N = {n}: {a:.1f} → {b:.1f}" for n, (a, b) in loads.items())
+        + ".",
+        "",
+        "## Model configs loaded by each DAG file (in a forked child)",
         "",
         *config_table(parse),
     ]
-    if what_if:
+    if compare:
+        a, b = compare["load"]
         lines += [
             "",
-            f"## What the proposed fixes would save (N = {n_what_if}, same harness, patched "
-            "in the harness only)",
+            f"## Before / after: {compare['rev']}'s DAG files and library against today's "
+            f"(N = {n_compare}, one harness, interleaved; median of {args.repeats})",
             "",
-            *what_if_table(parse[n_what_if], what_if),
+            *compare_table(compare["res"], compare["rev"]),
+            "",
+            f"1-min load average during this run: {a:.1f} → {b:.1f}.",
         ]
     if sched:
         lines += [

@@ -36,7 +36,12 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from costaware.app.dag_defaults import approval_timeout, model_dag_kwargs
+from costaware.app.dag_defaults import (
+    PARAM_SCHEMA,
+    approval_timeout,
+    model_dag_kwargs,
+    with_run_params,
+)
 from costaware.config import ModelConfig, load_models_for_dags
 
 
@@ -60,6 +65,44 @@ def _run_params() -> Any:
         raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the input
 
 
+def trigger_params(cfg: ModelConfig) -> dict[str, Param]:
+    """The trigger form of ``retrain_<model>``: what a person may change for one run."""
+    return {
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force retrain",
+            description="Retrain whatever the cost checkpoint says "
+            "(also how a person approves an 'approve' decision).",
+            **PARAM_SCHEMA,
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Decide and record the decision, but do not train.",
+            **PARAM_SCHEMA,
+        ),
+        "max_usd_per_metric_point": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            title="Max $ per metric point",
+            description="Override the model's cost-per-gain limit for this run "
+            f"(config: {cfg.cost_policy.max_usd_per_metric_point}).",
+            **PARAM_SCHEMA,
+        ),
+        "batch": Param(
+            None,
+            type=["null", "string"],
+            title="Batch",
+            description="File name (or stem) of the batch in the landing zone; "
+            "empty = the oldest waiting batch.",
+            **PARAM_SCHEMA,
+        ),
+    }
+
+
 def build_retrain_dag(cfg: ModelConfig) -> Any:
     model = cfg.name
 
@@ -68,36 +111,6 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         doc_md=__doc__,
         description=cfg.description.strip() or f"cost-aware retraining of {model}",
         schedule=cfg.airflow.schedule,
-        params={
-            "force": Param(
-                False,
-                type="boolean",
-                title="Force retrain",
-                description="Retrain whatever the cost checkpoint says "
-                "(also how a person approves an 'approve' decision).",
-            ),
-            "dry_run": Param(
-                False,
-                type="boolean",
-                title="Dry run",
-                description="Decide and record the decision, but do not train.",
-            ),
-            "max_usd_per_metric_point": Param(
-                None,
-                type=["null", "number"],
-                exclusiveMinimum=0,
-                title="Max $ per metric point",
-                description="Override the model's cost-per-gain limit for this run "
-                f"(config: {cfg.cost_policy.max_usd_per_metric_point}).",
-            ),
-            "batch": Param(
-                None,
-                type=["null", "string"],
-                title="Batch",
-                description="File name (or stem) of the batch in the landing zone; "
-                "empty = the oldest waiting batch.",
-            ),
-        },
     )
     def retrain() -> None:
         @task.short_circuit
@@ -278,7 +291,8 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         )
         report >> check_backlog().as_teardown() >> drain_backlog
 
-    return retrain()
+    # The form's Params go on once the tasks exist: see with_run_params.
+    return with_run_params(retrain(), trigger_params(cfg))
 
 
 # A bad config is skipped here (and reported by costaware_model_configs.py), so it cannot

@@ -12,8 +12,29 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from costaware.app.dag_defaults import model_dag_kwargs
+from costaware.app.dag_defaults import PARAM_SCHEMA, model_dag_kwargs, with_run_params
 from costaware.config import ModelConfig, load_models_for_dags
+
+
+def trigger_params() -> dict[str, Param]:
+    """The trigger form of ``rollback_<model>``."""
+    return {
+        "target_version": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^[0-9]*$",
+            title="Target version",
+            description="Registry version to make champion; empty = the previous champion.",
+            **PARAM_SCHEMA,
+        ),
+        "reason": Param(
+            "",
+            type="string",
+            title="Reason",
+            description="Why (kept in the audit trail).",
+            **PARAM_SCHEMA,
+        ),
+    }
 
 
 def build_rollback_dag(cfg: ModelConfig) -> Any:
@@ -24,18 +45,6 @@ def build_rollback_dag(cfg: ModelConfig) -> Any:
         doc_md=__doc__,
         description=f"roll {model}'s champion back to a previous version",
         schedule=None,
-        params={
-            "target_version": Param(
-                None,
-                type=["null", "string"],
-                pattern=r"^[0-9]*$",
-                title="Target version",
-                description="Registry version to make champion; empty = the previous champion.",
-            ),
-            "reason": Param(
-                "", type="string", title="Reason", description="Why (kept in the audit trail)."
-            ),
-        },
     )
     def rollback() -> None:
         @task
@@ -56,7 +65,8 @@ def build_rollback_dag(cfg: ModelConfig) -> Any:
 
         rollback_champion()
 
-    return rollback()
+    # The form's Params go on once the task exists: see with_run_params.
+    return with_run_params(rollback(), trigger_params())
 
 
 # A bad config is skipped here (and reported by costaware_model_configs.py), so it cannot

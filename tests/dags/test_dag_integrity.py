@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -70,6 +72,60 @@ def test_retrain_dag_shape_and_params(dagbag) -> None:
         assert dag.params.get_param(key).schema.get("title"), key
 
 
+# Each DAG's trigger-form defaults, and one valid value a run's conf may give.
+RUN_PARAMS = {
+    "retrain_elec2": (
+        {"force": False, "dry_run": False, "max_usd_per_metric_point": None, "batch": None},
+        {"force": True},
+    ),
+    "rollback_elec2": ({"target_version": None, "reason": ""}, {"target_version": "7"}),
+}
+
+
+def test_a_run_sees_the_dag_params_that_no_task_copies(dagbag) -> None:
+    """The trigger form's Params live on the DAG only (``with_run_params``): a copy in each
+    task made every parse re-check 4 JSON schemas twice per task (bench/results/scale.md).
+    What a task gets at run time is unchanged: the DAG's Params under the run's conf, each
+    validated (Airflow's ``process_params``, what the task runner calls), with the same
+    meaning under the JSON Schema draft the Params declare."""
+    from airflow.sdk.definitions.param import process_params
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from costaware.app.dag_defaults import PARAM_SCHEMA
+
+    for dag_id, (defaults, given) in RUN_PARAMS.items():
+        dag = dagbag.dags[dag_id]
+        assert [t.task_id for t in dag.tasks if t.params] == [], dag_id
+        for key in defaults:  # each schema names its draft (draft 7: a cheaper check)
+            assert dag.params.get_param(key).schema["$schema"] == PARAM_SCHEMA["$schema"]
+        task = dag.tasks[0]
+        assert process_params(dag, task, {}, suppress_exception=False) == defaults
+        got = process_params(dag, task, given, suppress_exception=False)
+        assert got == {**defaults, **given}
+    retrain, rollback = dagbag.dags["retrain_elec2"], dagbag.dags["rollback_elec2"]
+    for dag, bad in (
+        (retrain, {"max_usd_per_metric_point": 0}),  # exclusiveMinimum 0
+        (retrain, {"force": "yes"}),
+        (rollback, {"target_version": "v2"}),  # digits only
+    ):
+        with pytest.raises(ParamValidationError):
+            process_params(dag, dag.tasks[-1], bad, suppress_exception=False)
+
+
+def test_run_params_set_late_are_still_checked_by_airflow() -> None:
+    """Assigning ``dag.params`` runs Airflow's own check: a scheduled DAG whose Param
+    defaults fail their schema does not load, as when they are given to ``@dag``."""
+    from airflow.sdk import DAG, Param
+
+    from costaware.app.dag_defaults import START, with_run_params
+
+    manual = with_run_params(DAG("manual", schedule=None, start_date=START), {"n": Param(1)})
+    assert manual.params["n"] == 1
+    weekly = DAG("weekly", schedule="@weekly", start_date=START)
+    with pytest.raises(ValueError, match="not allowed to define a Schedule"):
+        with_run_params(weekly, {"n": Param(None, type="integer")})
+
+
 def test_shipped_airflow_knobs(dagbag) -> None:
     """No ``airflow:`` section in the shipped YAMLs: the DAGs run as they always did."""
     retrain, rollback = dagbag.dags["retrain_elec2"], dagbag.dags["rollback_elec2"]
@@ -119,9 +175,15 @@ print(json.dumps(time.perf_counter() - t))
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_parses_fast(path: Path, airflow_home: Path) -> None:
-    """Parse time of each DAG file in a fresh interpreter, after Airflow itself is imported
-    (what the DAG processor pays per file): heavy imports belong inside tasks."""
-    code = "import airflow.sdk\n" + _PARSE
+    """Parse time of each DAG file in a fresh interpreter, after Airflow itself and the
+    ``airflow.*`` modules the file names are imported (the dag-processor's manager imports
+    those before it forks a parse: ``_pre_import_airflow_modules``), so what is timed is
+    what each parse pays: heavy imports belong inside tasks."""
+    code = (
+        "import sys, structlog\n"
+        "from airflow.dag_processing.processor import _pre_import_airflow_modules\n"
+        "_pre_import_airflow_modules(sys.argv[1], structlog.get_logger())\n" + _PARSE
+    )
     out = subprocess.run(
         [sys.executable, "-c", code, str(path)],
         capture_output=True,
@@ -147,3 +209,88 @@ def test_dag_file_parses_fast(path: Path, airflow_home: Path) -> None:
         cwd=ROOT,
     )
     assert heavy.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _elec2_yaml(**airflow: Any) -> str:
+    raw = yaml.safe_load((ROOT / "include" / "models" / "elec2.yaml").read_text())
+    raw["airflow"] = airflow
+    return yaml.safe_dump(raw)
+
+
+def test_parsed_yaml_cache_follows_every_edit_and_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_home: Path
+) -> None:
+    """The DAG files reuse parsed model YAML (``ParsedYamlCache``) between parses. An edit is
+    seen at the next parse even when it keeps the file's size and modification time, and a
+    config broken after it was cached is still its import error, its DAGs gone."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from costaware.config import parsed_yaml_cache
+    from costaware.settings import Settings
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = folder / "elec2.yaml"
+    path.write_text(_elec2_yaml(schedule="@weekly"))
+    monkeypatch.setenv("COSTAWARE_MODELS_DIR", str(folder))
+    cache = parsed_yaml_cache(Settings.from_env())
+    assert not cache.exists()
+
+    def parse() -> Any:
+        return DagBag(dag_folder=str(ROOT / "dags"))
+
+    assert parse().dags["retrain_elec2"].schedule == "@weekly"
+    written = cache.stat().st_mtime_ns
+    assert len(json.loads(cache.read_text())["entries"]) == 1
+    assert parse().dags["retrain_elec2"].schedule == "@weekly"
+    assert cache.stat().st_mtime_ns == written  # every config came from the cache
+
+    before = path.stat()
+    path.write_text(_elec2_yaml(schedule="@hourly"))  # as long as "@weekly"
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert parse().dags["retrain_elec2"].schedule == "@hourly"
+
+    path.write_text(_elec2_yaml(schedule="@hourly", retries=-1))
+    bag = parse()
+    assert not {"retrain_elec2", "rollback_elec2"} & set(bag.dag_ids)
+    ((where, error),) = bag.import_errors.items()
+    assert where.endswith("costaware_model_configs.py")
+    assert f"{path}: invalid model config" in error and "airflow.retries" in error
+    path.write_text(_elec2_yaml(schedule="@hourly") + "metric: [roc_auc\n")
+    ((where, error),) = parse().import_errors.items()
+    assert f"{path}: not valid YAML" in error and "line " in error
+
+
+def test_parsed_yaml_cache_gives_what_yaml_gives(tmp_path: Path) -> None:
+    """With or without the cache, ``load_models`` returns the same configs and the same
+    errors: YAML that JSON cannot carry (a date) is parsed every time, and a torn or
+    unwritable cache file is no cache."""
+    from costaware.config import load_models
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "elec2.yaml").write_text(_elec2_yaml(schedule="@weekly"))
+    raw = yaml.safe_load((ROOT / "include" / "models" / "weather.yaml").read_text())
+    raw["data"]["time"]["start"] = dt.date(1949, 1, 1)  # YAML writes a date, not a string
+    (folder / "weather.yaml").write_text(yaml.safe_dump(raw))
+    plain = load_models(folder)
+    assert set(plain.configs) == {"elec2"}
+    assert (
+        "data.time.start: Input should be a valid string"
+        in plain.errors[str(folder / "weather.yaml")]
+    )
+
+    cache = tmp_path / "cache" / "models.json"
+    for _ in range(2):  # filling the cache, then served from it
+        assert load_models(folder, cache=cache) == plain
+    entries = json.loads(cache.read_text())["entries"]
+    assert len(entries) == 1  # elec2's; the date cannot be JSON
+
+    cache.write_text('{"version": 1, "entries": {"x": ')  # torn by a crash
+    assert load_models(folder, cache=cache) == plain
+    assert json.loads(cache.read_text())["entries"] == entries  # and rebuilt
+
+    blocked = tmp_path / "a-file" / "models.json"
+    blocked.parent.write_text("not a folder")
+    assert load_models(folder, cache=blocked) == plain

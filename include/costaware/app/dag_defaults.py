@@ -12,6 +12,15 @@ from costaware.config import ModelConfig
 # for a logical date before start_date; with catchup=False the scheduler never backfills.
 START = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 
+# Spread into each trigger-form ``Param``: the JSON Schema draft its schema is written in.
+# Airflow checks a Param's schema against the draft's meta-schema every time it validates a
+# value (each scheduled DAG's defaults on every parse, each run's conf in every task);
+# draft 7's check takes 0.5 ms for the retrain form's 4 Params where the default, 2020-12,
+# takes 1.4 ms (bench/README.md). Draft 7 has every keyword the forms use (type, a numeric
+# exclusiveMinimum, pattern, title, description) with the same meaning; the UI's trigger
+# form does not read ``$schema``, and the API server validates a trigger with it.
+PARAM_SCHEMA = {"$schema": "http://json-schema.org/draft-07/schema#"}
+
 
 def model_dag_kwargs(cfg: ModelConfig, kind: str, **overrides: Any) -> dict[str, Any]:
     """``@dag(...)`` arguments for the ``<kind>_<model>`` DAG: one run at a time, retries
@@ -30,6 +39,26 @@ def model_dag_kwargs(cfg: ModelConfig, kind: str, **overrides: Any) -> dict[str,
         "tags": ["costaware", kind, cfg.name, cfg.tags.team],
         **overrides,
     }
+
+
+def with_run_params(dag: Any, params: dict[str, Any]) -> Any:
+    """Give a built DAG its trigger-form ``params`` and return the DAG.
+
+    Set once its tasks exist, on purpose. Airflow copies a DAG's params into every task made
+    under it, and serializing the DAG (every parse of the file) re-checks each copy's JSON
+    schema against the JSON-Schema meta-schema twice per task: serializing 100 retrain DAGs
+    took 6.1 s with the copies and 1.1 s without, in one run (bench/results/scale.md). The
+    copies add nothing: a task reads ``params`` from its run, the DAG's params overlaid with
+    the run's conf (``airflow.sdk.definitions.param.process_params``), and the trigger form
+    and its validation use the DAG's. Assigning runs Airflow's own converter and validator,
+    so a scheduled DAG whose defaults fail their schema still fails to load.
+
+    ``process_params`` keeps each value it validates in the Params it merged, now the DAG's
+    own: several ``dag.test()`` runs of one DAG object in one process must each run a copy
+    (``costaware.app.replay.run_dag_once``). A deployment parses the file in every task
+    process, so no run sees another's values there."""
+    dag.params = params
+    return dag
 
 
 def approval_timeout(cfg: ModelConfig) -> dt.timedelta:

@@ -8,6 +8,7 @@ with ``dag.test()``. The ledger and the registry then say what happened.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import time
@@ -140,13 +141,15 @@ def _load_dag(settings: Settings, model: str) -> Any:
 def run_dag_once(dag: Any, conf: dict[str, Any] | None = None, logical_date: Any = None) -> str:
     """One ``dag.test()`` run; returns the run's final state.
 
-    Every parameter is passed explicitly: ``dag.test(run_conf=...)`` leaves the values of one
-    run in the DAG object's params, where the next run in this process would read them.
+    The run gets its own copy of the DAG: Airflow's ``process_params`` keeps each value it
+    validates in the DAG's own ``Param`` objects, where the next run in this process would
+    read them (a deployment's task processes each parse the DAG file afresh). Every
+    parameter is passed explicitly, from the untouched DAG's defaults.
     ``logical_date`` is the run's clock (budgets, cooldowns, cost dates): a replay passes the
     time its batch arrives, so a replayed year spends a year's budgets."""
     defaults = {k: dag.params[k] for k in dag.params.keys()}
     extra = {} if logical_date is None else {"logical_date": logical_date}
-    dr = dag.test(run_conf={**defaults, **(conf or {})}, **extra)
+    dr = copy.deepcopy(dag).test(run_conf={**defaults, **(conf or {})}, **extra)
     return str(getattr(dr.state, "value", dr.state))
 
 
