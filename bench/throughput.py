@@ -65,7 +65,7 @@ import yaml
 
 from costaware.app import stack
 from costaware.app.replay import load_source, split_batches
-from costaware.app.stack_topology import read_env_file
+from costaware.app.stack_topology import private_overrides, read_env_file
 from costaware.batches.data import ID_COLUMN, TIME_COLUMN
 from costaware.config import ModelConfig, get_model
 
@@ -129,17 +129,7 @@ def check_own_broker(state: dict[str, Any]) -> None:
 
 def start_stack(home: Path, workers: int, models_dir: Path) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
-    bucket = f"costaware-tp-{tag}"
-    overrides = {
-        "COSTAWARE_BUCKET": bucket,
-        "COSTAWARE_STORAGE": f"s3://{bucket}/state",
-        "COSTAWARE_MLFLOW_ARTIFACTS": f"s3://{bucket}/mlflow",
-        "COSTAWARE_AIRFLOW_DB": f"cw_tp_{tag}_airflow",
-        "COSTAWARE_MLFLOW_DB": f"cw_tp_{tag}_mlflow",
-        "COSTAWARE_LEDGER_DB": f"cw_tp_{tag}_ledger",
-        "COSTAWARE_MODELS_DIR": str(models_dir),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # nothing runs until triggered
-    }
+    overrides = {**private_overrides("cw_tp", tag), "COSTAWARE_MODELS_DIR": str(models_dir)}
     db = reserve_redis_db(tag)
     try:
         return stack.up(

@@ -29,6 +29,7 @@ import pytest
 
 from costaware.app import stack
 from costaware.app.replay import load_source, split_batches
+from costaware.app.stack_topology import private_overrides
 from costaware.batches.data import ID_COLUMN, TIME_COLUMN
 from costaware.config import get_model
 
@@ -61,17 +62,8 @@ def running(tmp_path_factory: pytest.TempPathFactory):
     """The stack on fresh databases and a fresh bucket; stopped and dropped afterwards."""
     home = tmp_path_factory.mktemp("stack")
     tag = uuid.uuid4().hex[:8]
-    bucket = f"costaware-{tag}"
-    overrides = {
-        "COSTAWARE_BUCKET": bucket,
-        "COSTAWARE_STORAGE": f"s3://{bucket}/state",
-        "COSTAWARE_MLFLOW_ARTIFACTS": f"s3://{bucket}/mlflow",
-        "COSTAWARE_AIRFLOW_DB": f"cw_{tag}_airflow",
-        "COSTAWARE_MLFLOW_DB": f"cw_{tag}_mlflow",
-        "COSTAWARE_LEDGER_DB": f"cw_{tag}_ledger",
-        # Nothing runs before the test lands its data and unpauses the one DAG it drives.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-    }
+    # Nothing runs before the test lands its data and unpauses the one DAG it drives.
+    overrides = private_overrides("cw", tag)
     t0, state = time.monotonic(), None
     try:
         state = stack.up(

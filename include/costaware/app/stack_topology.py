@@ -106,6 +106,22 @@ class Plan:
         return [pair.split(":")[0].strip() for pair in pairs.split(",") if pair.strip()]
 
 
+def private_overrides(prefix: str, tag: str) -> dict[str, str]:
+    """Settings for a stack that shares nothing with another on this machine (tests,
+    benchmarks): its own bucket and databases, named ``<prefix>_<tag>_…``, and DAGs paused until
+    the caller has landed its data."""
+    bucket = f"costaware-{prefix}-{tag}".replace("_", "-")
+    return {
+        "COSTAWARE_BUCKET": bucket,
+        "COSTAWARE_STORAGE": f"s3://{bucket}/state",
+        "COSTAWARE_MLFLOW_ARTIFACTS": f"s3://{bucket}/mlflow",
+        "COSTAWARE_AIRFLOW_DB": f"{prefix}_{tag}_airflow",
+        "COSTAWARE_MLFLOW_DB": f"{prefix}_{tag}_mlflow",
+        "COSTAWARE_LEDGER_DB": f"{prefix}_{tag}_ledger",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+    }
+
+
 def make_plan(
     root: Path,
     project_root: Path = PROJECT_ROOT,
@@ -344,18 +360,31 @@ def _bucket_ready(plan: Plan) -> str | None:
     return None
 
 
-def _workers_answering(plan: Plan) -> set[str]:
-    """Celery node names that answer a ping on the stack's broker."""
-    from celery import Celery
+_PING = """
+import json, sys
+from celery import Celery
+app = Celery(broker=sys.argv[1])
+try:
+    replies = app.control.ping(timeout=1.0) or []
+except Exception:  # the broker not answering yet is "not ready", not a failure
+    replies = []
+print(json.dumps(sorted(name for reply in replies for name in reply)))
+"""
 
-    app = Celery(broker=plan.broker)
-    try:
-        replies = app.control.ping(timeout=1.0) or []
-    except Exception:  # the broker not answering yet is "not ready", not a failure
+
+def _workers_answering(plan: Plan) -> set[str]:
+    """Celery node names that answer a ping on the stack's broker. Asked from a child process:
+    a Celery app in this one registers after-fork hooks (kombu's connection pools) that break
+    every process this one forks later (the tests' task processes)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PING, plan.broker], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0:
         return set()
-    finally:
-        app.close()
-    return {name for reply in replies for name in reply}
+    return set(json.loads(done.stdout.strip().splitlines()[-1] or "[]"))
 
 
 AIRFLOW_HEALTH = {
