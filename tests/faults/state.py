@@ -38,7 +38,7 @@ WALL_TOLERANCE_S = 20.0
 WALL_USD = {"usd"}
 WALL_SECONDS = {"runtime_s", "billed_s", "seconds", "billed_seconds"}
 DROP_COLUMNS = {"id", "created_at", "updated_at"}
-SKIP_DIRS = {"airflow", "logs"}
+SKIP_DIRS = {"airflow", "logs", "cache"}  # cache: parsed model YAMLs (derived, keyed by content)
 SKIP_FILES = {"ledger.db", "mlflow.db"}
 PRESENCE_ONLY_DIRS = {"reports"}  # contents carry timings; presence is what is checked
 
