@@ -65,7 +65,7 @@ import yaml
 
 from costaware.app import stack
 from costaware.app.replay import load_source, split_batches
-from costaware.app.stack_topology import private_overrides, read_env_file
+from costaware.app.stack_topology import private_overrides, read_env_file, s3_client
 from costaware.batches.data import ID_COLUMN, TIME_COLUMN
 from costaware.config import ModelConfig, get_model
 
@@ -228,28 +228,18 @@ def _put(s3: Any, bucket: str, key: str, frame: Any) -> None:
 
 
 def _s3(state: dict[str, Any]) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=state["urls"]["moto"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    return s3_client(state["urls"]["moto"])
 
 
 # --- one case: land, trigger, wait, read back -----------------------------------------------
 
 
-@dataclass(frozen=True)
-class Task:
-    task_id: str
+class _Span:
+    """Queued → start → end, as Airflow's metadata DB records a task instance or a run."""
+
     queued: datetime
     start: datetime
     end: datetime
-    host: str
-    tries: int
 
     @property
     def wait(self) -> float:
@@ -260,8 +250,18 @@ class Task:
         return (self.end - self.start).total_seconds()
 
 
+@dataclass(frozen=True)
+class Task(_Span):
+    task_id: str
+    queued: datetime
+    start: datetime
+    end: datetime
+    host: str
+    tries: int
+
+
 @dataclass
-class Run:
+class Run(_Span):
     dag_id: str
     run_id: str
     state: str
@@ -271,14 +271,6 @@ class Run:
     tasks: list[Task]
     batch: str = "?"
     decision: str = "?"
-
-    @property
-    def wait(self) -> float:
-        return (self.start - self.queued).total_seconds()
-
-    @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,10 @@ class Settings:
             return ledger_url_from_connection(self.ledger_conn_id)
         return f"sqlite:///{self.home / 'ledger.db'}"
 
-    @property
+    @cached_property
     def storage(self) -> Any:
-        """The root of every data location: a Path, or an ObjectStoragePath (``storage.Loc``)."""
+        """The root of every data location: a Path, or an ObjectStoragePath (``storage.Loc``);
+        built once per Settings (every path below is derived from it)."""
         return storage.root(self.storage_url or str(self.home), self.storage_conn_id)
 
     @property

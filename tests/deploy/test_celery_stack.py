@@ -29,7 +29,7 @@ import pytest
 
 from costaware.app import stack
 from costaware.app.replay import load_source, split_batches
-from costaware.app.stack_topology import private_overrides
+from costaware.app.stack_topology import private_overrides, s3_client
 from costaware.batches.data import ID_COLUMN, TIME_COLUMN
 from costaware.config import get_model
 
@@ -91,16 +91,8 @@ def weeks():
 
 @pytest.fixture(scope="module")
 def s3(running):
-    import boto3
-
     _, state = running
-    return boto3.client(
-        "s3",
-        endpoint_url=state["urls"]["moto"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    return s3_client(state["urls"]["moto"])
 
 
 def _put_parquet(s3: Any, bucket: str, key: str, frame: Any) -> None:

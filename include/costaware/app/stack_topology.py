@@ -340,18 +340,27 @@ def _get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
         return 0, str(exc).encode()
 
 
-def _bucket_ready(plan: Plan) -> str | None:
-    """Create the bucket once moto answers (moto starts empty)."""
-    import boto3
-    import botocore.exceptions
+MOTO_KEYS = "testing"  # moto accepts any key; the stack's connection and clients use this
 
-    s3 = boto3.client(
+
+def s3_client(endpoint_url: str) -> Any:
+    """A boto3 S3 client for the stack's moto server (to land batches, read what runs left)."""
+    import boto3
+
+    return boto3.client(
         "s3",
-        endpoint_url=plan.url("moto"),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=MOTO_KEYS,
+        aws_secret_access_key=MOTO_KEYS,
         region_name="us-east-1",
     )
+
+
+def _bucket_ready(plan: Plan) -> str | None:
+    """Create the bucket once moto answers (moto starts empty)."""
+    import botocore.exceptions
+
+    s3 = s3_client(plan.url("moto"))
     try:
         if plan.bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
             s3.create_bucket(Bucket=plan.bucket)
