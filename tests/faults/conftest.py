@@ -1,37 +1,66 @@
 """Fixtures of the fault harness, and the results table printed at the end of the session.
 
-Every case appends one JSON line to ``<pytest basetemp>/faults/cases.jsonl``; the session
-ends by writing ``summary.json`` beside it and printing the table the README's
-"Fault injection" section is made of: each fault class, how many cases were tried, passed,
-and what was lost.
+Every case appends one JSON line to ``<pytest basetemp>/fault-cases/<worker>.jsonl`` (one file
+per pytest-xdist worker, all in the controller's basetemp); the session ends by writing
+``summary.json`` beside them and printing the table the README's "Fault injection" section is
+made of: each fault class, how many cases were tried, passed, and what was lost.
+
+Under pytest-xdist the SQLite cases and the PostgreSQL cases each stay on one worker (their
+matrix is built once per worker and its live state is restored case by case).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..conftest import PG_ADMIN_URL
+from ..support.private_pg import private_postgres
 from . import chain, matrix
 
-_RESULTS: list[Path] = []
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# The fixtures each case needs, by the xdist group its cases run in.
+GROUPS = {"pg_matrix": "faults-postgresql", "sqlite_matrix": "faults-sqlite"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "fault_matrix" in names:
+            names.add(
+                {"sqlite": "sqlite_matrix", "postgresql": "pg_matrix"}[
+                    callspec.params["fault_matrix"]
+                ]
+            )
+        for fixture, group in GROUPS.items():
+            if fixture in names:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
+def _cases_dir(base: Path) -> Path:
+    """Where every worker's case lines go: the controller's basetemp (a worker's basetemp is
+    inside it)."""
+    return (base.parent if WORKER else base) / "fault-cases"
 
 
 @pytest.fixture(scope="session")
 def fault_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.getbasetemp() / "faults"
     root.mkdir(exist_ok=True)
-    _RESULTS.append(root / "cases.jsonl")
     return root
 
 
 @pytest.fixture(scope="session")
-def fault_results(fault_root: Path) -> Path:
-    return fault_root / "cases.jsonl"
+def fault_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = _cases_dir(tmp_path_factory.getbasetemp())
+    folder.mkdir(exist_ok=True)
+    return folder / f"{WORKER or 'main'}.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +79,18 @@ def sqlite_matrix(fault_root: Path, warm_parent: None) -> matrix.Matrix:
 
 @pytest.fixture(scope="session")
 def pg_matrix(fault_root: Path, sqlite_matrix: matrix.Matrix) -> Iterator[matrix.Matrix]:
-    pg = matrix.Pg(PG_ADMIN_URL)
-    try:
-        backend = matrix.Backend("postgresql", fault_root / "postgresql", fault_root / "home", pg)
-        base = matrix.base_on_postgres(sqlite_matrix.base, backend)
-        yield matrix.Matrix(backend, base, sqlite_matrix.rows, sqlite_matrix.tol)
-    finally:
-        pg.drop_all()
+    """The PostgreSQL cases run on a server of their own: the outage cases stop it, and the
+    shared server on 127.0.0.1:5432 must stay up for everyone else."""
+    with private_postgres() as server:
+        pg = matrix.Pg(server.url(), server)
+        try:
+            backend = matrix.Backend(
+                "postgresql", fault_root / "postgresql", fault_root / "home", pg
+            )
+            base = matrix.base_on_postgres(sqlite_matrix.base, backend)
+            yield matrix.Matrix(backend, base, sqlite_matrix.rows, sqlite_matrix.tol)
+        finally:
+            pg.drop_all()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -107,14 +141,16 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _RESULTS or not _RESULTS[0].exists():
+    factory = getattr(terminalreporter.config, "_tmp_path_factory", None)
+    if WORKER or factory is None:
         return
-    path = _RESULTS[0]
-    cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    folder = _cases_dir(factory.getbasetemp())
+    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    cases = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+    if not cases:
+        return
     rows = summarize(cases)
-    (path.parent / "summary.json").write_text(
-        json.dumps({"groups": rows, "cases": cases}, indent=2)
-    )
+    (folder / "summary.json").write_text(json.dumps({"groups": rows, "cases": cases}, indent=2))
     tr = terminalreporter
     tr.section("fault injection: each fault class, cases tried, passed, what was lost")
     tr.write_line(table(rows))
@@ -133,4 +169,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         tr.write_line("extra spend recorded (real money the kill cost; listed, not a loss):")
         for c, f in spent:
             tr.write_line(f"    [{c['backend']}] {c['point']}: {f['faulted']}")
-    tr.write_line(f"cases: {path}  summary: {path.parent / 'summary.json'}")
+    tr.write_line(f"cases: {folder}/*.jsonl  summary: {folder / 'summary.json'}")

@@ -19,8 +19,9 @@
 * **Watches** run beside a task: every training worker alive on the job folders is counted
   (two at once = two workers on one checkpoint folder), and any left running at the end of
   a case is killed and reported; ``KillWhileTraining`` SIGKILLs a task from outside once its
-  worker has checkpointed; ``PgOutage`` stops the PostgreSQL server while a task is paused
-  at a point and starts it again as soon as the task has failed on it.
+  worker has checkpointed; ``PgOutage`` stops the harness's own PostgreSQL server (a private
+  cluster, never the shared one) while a task is paused at a point and starts it again as
+  soon as the task has failed on it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import datetime as dt
 import json
 import re
 import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -88,10 +88,11 @@ def fault_class(point: str) -> str:
 class Pg:
     """Creates and drops this session's databases (all named ``<prefix>_…``) on the server."""
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, server: Any = None) -> None:
         import sqlalchemy as sa
 
         self.admin_url = admin_url
+        self.server = server  # the PrivatePostgres behind admin_url, for outages
         self.prefix = f"cwfault_{uuid.uuid4().hex[:8]}"
         self.engine = sa.create_engine(
             admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
@@ -301,25 +302,14 @@ class WorkerWatch(Watch):
                     p.wait(5)
 
 
-PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect"]
-
-
-def pg_cluster() -> list[str]:
-    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[0]
-    return [version, "main"]
-
-
-def pg_ctl(action: str, *extra: str) -> None:
-    subprocess.run([*PG_CTL, *pg_cluster(), action, *extra], check=True, capture_output=True)
-
-
 class PgOutage(Watch):
-    """Takes the PostgreSQL server down while a task is paused at ``point`` (armed with
-    ``@pause``), lets the task run into the outage, and starts the server again as soon as
-    the task has died (at most ``limit_s`` later, and always: shared server)."""
+    """Takes the harness's own PostgreSQL server down while a task is paused at ``point``
+    (armed with ``@pause``), lets the task run into the outage, and starts the server again as
+    soon as the task has died (at most ``limit_s`` later, and always)."""
 
-    def __init__(self, point: str, faults_dir: Path, limit_s: float = 8.0) -> None:
+    def __init__(self, point: str, faults_dir: Path, server: Any, limit_s: float = 8.0) -> None:
         self.point, self.faults_dir, self.limit_s = point, faults_dir, limit_s
+        self.server = server  # tests/support/private_pg.PrivatePostgres
         self.outage_s: float | None = None
         self.error = ""
         self._thread: threading.Thread | None = None
@@ -336,14 +326,14 @@ class PgOutage(Watch):
             return
         t0 = time.monotonic()
         try:
-            pg_ctl("stop", "-m", "fast")
+            self.server.stop("fast")
             resume.write_text("go")
             wait([proc.sentinel], self.limit_s)
         except Exception as exc:  # noqa: BLE001
             self.error = str(exc)
             resume.write_text("go")
         finally:
-            pg_ctl("start")
+            self.server.start()
             self.outage_s = time.monotonic() - t0
 
     def start(self, proc: Any, step: str, try_number: int) -> None:
@@ -602,7 +592,7 @@ class Matrix:
         watches: list[Watch] = [workers]
         outage = killer = None
         if action == "pause":
-            outage = PgOutage(point, run.faults_dir)
+            outage = PgOutage(point, run.faults_dir, self.backend.pg.server)
             watches.append(outage)
         if action == "kill-training":
             killer = KillWhileTraining(self.backend.home)
