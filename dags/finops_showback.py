@@ -11,8 +11,15 @@ at 50% and 80%: in the task log, and in one Slack message when the Airflow conne
 in host), where Airflow masks it in every task log; the old `costaware_slack_webhook`
 Variable is not read (Airflow does not mask Variables with such names).
 
-Trigger form: the cost source (`ledger`, or `focus` with the path of a FOCUS export) and how
-many days back the report starts.
+Each model's budget counts its retraining (`purpose=retrain`) and its serving
+(`purpose=serve`) spend from the model's cost source. With `aws_budgets_conn_id` set, the
+account's monthly AWS Budgets are read too, through that Airflow connection (the spend AWS
+computed for each). Every alert names the biggest contributors: a model's biggest runs or
+serving charges; for an AWS budget, the month's biggest models and resources in the report's
+cost source.
+
+Trigger form: the cost source (`ledger`, or `focus` with the path of a FOCUS export), how
+many days back the report starts, and the AWS connection for AWS Budgets (empty: not read).
 """
 
 from __future__ import annotations
@@ -58,6 +65,13 @@ from costaware.app.dag_defaults import START
             description="The report covers this many days "
             "before the run's day (35 shows this month and the last).",
         ),
+        "aws_budgets_conn_id": Param(
+            None,
+            type=["null", "string"],
+            title="AWS Budgets connection",
+            description="Airflow connection of the AWS account whose monthly cost budgets are "
+            "checked too (empty: AWS Budgets are not read).",
+        ),
     },
 )
 def finops_showback() -> None:
@@ -97,7 +111,8 @@ def finops_showback() -> None:
         from costaware.settings import Settings
         from costaware.store.ledger import Ledger
 
-        today = (get_current_context().get("data_interval_end") or pendulum.now("UTC")).date()
+        ctx = get_current_context()
+        today = (ctx.get("data_interval_end") or pendulum.now("UTC")).date()
         settings = Settings.from_env()
         ledger = Ledger(settings.db_url)
         statuses = []
@@ -113,6 +128,15 @@ def finops_showback() -> None:
             except CostSourceError as exc:
                 # One model's missing data must not hide the others' alerts.
                 print(f"budget {cfg.name}: spend unknown: {exc}")
+        params = ctx["params"]
+        if params.get("aws_budgets_conn_id"):
+            from costaware.costs.aws_budgets import account_budgets
+
+            options = {"path": params["focus_path"]} if params["source"] == "focus" else {}
+            source = make_cost_source(params["source"], ledger, options)
+            statuses += account_budgets(params["aws_budgets_conn_id"], today, source)
+        else:
+            print("AWS Budgets not read: no aws_budgets_conn_id in the trigger form")
         try:
             # Read in the task, never at parse time; Airflow masks the password in logs.
             conn = Connection.get(SLACK_CONN_ID)

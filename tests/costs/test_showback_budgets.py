@@ -168,4 +168,9 @@ def test_finops_showback_dag_integrity(airflow_home) -> None:
     assert dag.default_args["retries"] == 2 and dag.catchup is False
     assert [t.task_id for t in dag.tasks] == ["showback_report", "budget_alerts"]
     assert dag.doc_md and "untagged share" in dag.doc_md
-    assert set(dag.params.keys()) == {"source", "focus_path", "lookback_days"}
+    assert set(dag.params.keys()) == {
+        "source",
+        "focus_path",
+        "lookback_days",
+        "aws_budgets_conn_id",
+    }

@@ -1,9 +1,12 @@
 """Monthly budgets per model: how much of this month's budget is spent, alerts at 50% and 80%,
 and whether one more retrain would pass the budget (the checkpoint then asks for approval).
 
-Spend comes from any CostSource (retrain + serve this month) or, on AWS, from the Budgets API
-(``describe_budgets``: the budget's own ``CalculatedSpend``). Alerts are log lines, and one
-Slack message when an incoming webhook is configured (Airflow connection ``costaware_slack``).
+Spend comes from any CostSource — retraining (tag ``purpose=retrain``) and serving
+(``purpose=serve``) this month, both counted against the model's budget — or, on AWS, from the
+Budgets API (``describe_budgets``: the budget's own ``CalculatedSpend``; see ``aws_budgets.py``
+for reading it through an Airflow connection). Every alert names the biggest contributors
+(model or resource, and $). Alerts are log lines, and one Slack message when an incoming
+webhook is configured (Airflow connection ``costaware_slack``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from costaware.costs.base import CostSource, Spend
@@ -22,6 +25,16 @@ from costaware.errors import CostawareError, CostSourceError
 
 log = logging.getLogger(__name__)
 THRESHOLDS = (0.5, 0.8)
+TOP = 3  # contributors named in an alert: enough to act on, short enough for one Slack line
+
+
+@dataclass(frozen=True)
+class Contributor:
+    """One of the biggest parts of a budget's spend: what it is, and its known dollars."""
+
+    what: str  # "model elec2", "serve ep-elec2-prod", "resource i-0abc (Amazon EC2)"
+    usd: float
+    unknown: int = 0  # charges of unknown amount in it
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,9 @@ class BudgetStatus:
     source: str
     thresholds: tuple[float, ...] = THRESHOLDS
     unknown: int = 0  # charges whose amount is unknown: the spend is at least ``spent_usd``
+    by_purpose: dict[str, float] = field(default_factory=dict)  # retrain / serve, known $
+    contributors: tuple[Contributor, ...] = ()  # the biggest first
+    contributors_from: str = ""  # where the contributors were read, when not ``source``
 
     @property
     def share(self) -> float:
@@ -56,6 +72,17 @@ class BudgetStatus:
             f"spent ({at_least}{self.share:.0%}; alerts at {alerts}; source: {self.source})"
         )
 
+    def biggest(self) -> str:
+        """``biggest: serve ep-1 $30.00, retrain run-7 $5.00`` (empty when none are known)."""
+        if not self.contributors:
+            return ""
+        parts = [
+            f"{c.what} ${c.usd:,.2f}" + (f" + {c.unknown} unknown" if c.unknown else "")
+            for c in self.contributors
+        ]
+        where = f" (from {self.contributors_from})" if self.contributors_from else ""
+        return f"biggest{where}: " + ", ".join(parts)
+
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "share": self.share, "crossed": self.crossed}
 
@@ -77,8 +104,17 @@ def model_budget(
     and the number of charges whose amount is unknown (never counted as $0)."""
     start, end = month_bounds(today)
     spent = Spend()
+    by_purpose: dict[str, float] = {}
+    parts: dict[str, Spend] = {}
     for purpose in ("retrain", "serve"):
-        spent += Spend.of(r.usd for r in source.costs(tags, start, end, purpose=purpose))
+        records = source.costs(tags, start, end, purpose=purpose)
+        got = Spend.of(r.usd for r in records)
+        spent += got
+        by_purpose[purpose] = got.known_usd
+        for r in records:
+            # A ledger row names its run; a bill's daily row names only the spend's kind.
+            what = f"{purpose} {r.run_id}" if r.run_id else f"{purpose} ({r.source})"
+            parts[what] = parts.get(what, Spend()) + Spend.of([r.usd])
     return BudgetStatus(
         model,
         start.strftime("%Y-%m"),
@@ -87,7 +123,41 @@ def model_budget(
         source.name,
         thresholds,
         unknown=spent.unknown,
+        by_purpose=by_purpose,
+        contributors=_top(parts),
     )
+
+
+def _top(parts: dict[str, Spend], n: int = TOP) -> tuple[Contributor, ...]:
+    """The ``n`` biggest by known dollars (ties by name, so the order is stable)."""
+    ranked = sorted(parts.items(), key=lambda kv: (-kv[1].known_usd, kv[0]))
+    return tuple(Contributor(what, s.known_usd, s.unknown) for what, s in ranked[:n])
+
+
+def contributors_from_charges(charges: Any, n: int = TOP) -> tuple[Contributor, ...]:
+    """The biggest models and resources in a showback charges table (``showback.load_charges``:
+    one row per charge with ``usd``, ``model``, ``resource_id``, ``service``): the ``n``
+    biggest models (untagged spend as ``model (untagged)``) then the ``n`` biggest resources.
+    For an AWS budget, which covers the account rather than one model."""
+    parts: dict[str, Spend] = {}
+    for row in charges.itertuples(index=False):
+        usd = None if row.usd != row.usd else float(row.usd)  # NaN: unknown amount
+        model = row.model if isinstance(row.model, str) and row.model else "(untagged)"
+        parts[f"model {model}"] = parts.get(f"model {model}", Spend()) + Spend.of([usd])
+    resources: dict[str, Spend] = {}
+    for row in charges.itertuples(index=False):
+        if not (isinstance(row.resource_id, str) and row.resource_id):
+            continue
+        usd = None if row.usd != row.usd else float(row.usd)
+        what = f"resource {row.resource_id} ({row.service})"
+        resources[what] = resources.get(what, Spend()) + Spend.of([usd])
+    return _top(parts, n) + _top(resources, n)
+
+
+def with_contributors(
+    statuses: Iterable[BudgetStatus], contributors: tuple[Contributor, ...], where: str
+) -> list[BudgetStatus]:
+    return [replace(s, contributors=contributors, contributors_from=where) for s in statuses]
 
 
 def aws_budgets(
@@ -171,6 +241,8 @@ def alert(
         if s.crossed is None:
             continue
         text = f"{'OVER BUDGET' if s.share >= 1 else f'{s.crossed:.0%} alert'}: {s.message()}"
+        if s.contributors:
+            text += f"; {s.biggest()}"
         log.warning(text)
         sent.append(text)
     if sent and slack_webhook:
