@@ -69,6 +69,12 @@ bench-drift: $(VENV)/.installed
 bench-scale: $(VENV)/.installed ## DAG parse time and scheduler loop time, 1 to 300 models
 	$(BIN)/python bench/scale.py
 
+# Issue 13: a generated FOCUS export of 100k / 1M / 10M charges grouped by a tag key,
+# streaming, vs the pandas baseline (bench/results/finops.md; files under /tmp, ~5 min).
+.PHONY: bench-finops
+bench-finops: $(VENV)/.installed ## FOCUS export by any tag at 100k, 1M and 10M rows
+	$(BIN)/python bench/finops.py
+
 clean: ## forget the local state (data, ledger, registry, Airflow DB)
 	rm -rf $(COSTAWARE_HOME)
 

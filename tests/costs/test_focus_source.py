@@ -125,7 +125,9 @@ def test_unknown_tag_is_no_data_not_free() -> None:
     ],
 )
 def test_malformed_files_fail_clearly(name: str, message: str) -> None:
-    src = FocusCostSource(FIXTURES / name, clock=lambda: NOW)
+    # strict: a negative Usage charge refuses the file (lenient loading lists it instead:
+    # tests/costs/test_focus_real.py); unreadable files refuse either way.
+    src = FocusCostSource(FIXTURES / name, clock=lambda: NOW, strict=True)
     with pytest.raises(CostSourceError, match=message):
         src.costs(ELEC2, dt.date(2026, 10, 1), dt.date(2026, 11, 21))
 
@@ -147,6 +149,8 @@ def test_bad_tags_json_and_missing_path(tmp_path: Path) -> None:
     body = "\n".join([lines[0], *(u.replace(",{}", ",{not json") for u in untagged)])
     (tmp_path / "x.csv").write_text(body + "\n")
     with pytest.raises(CostSourceError, match="Tags is not JSON"):
-        FocusCostSource(tmp_path / "x.csv").charges(dt.date(2026, 1, 1), dt.date(2027, 1, 1))
+        FocusCostSource(tmp_path / "x.csv", strict=True).charges(
+            dt.date(2026, 1, 1), dt.date(2027, 1, 1)
+        )
     with pytest.raises(CostSourceError, match="no FOCUS export at"):
         FocusCostSource(tmp_path / "nothing").charges(dt.date(2026, 1, 1), dt.date(2027, 1, 1))

@@ -246,9 +246,26 @@ def aws_price_source(ledger: Ledger, options: dict[str, Any]) -> PriceSource:
 def focus_cost_source(ledger: Ledger, options: dict[str, Any]) -> CostSource:
     from costaware.costs.focus import FocusCostSource
 
-    opts = _check("focus cost source", options, {"path", "cost_column", "tag_keys"})
+    allowed = {"path", "cost_column", "tag_keys", "tag_aliases", "strict", "lag_hours", "conn_id"}
+    allowed |= {"bigquery_view", "gcp_conn_id", "project", "location"}
+    opts = _check("focus cost source", options, allowed, "gcp_conn_id")
+    if "bigquery_view" in opts:  # GCP's FOCUS view, through the same client as gcp's source
+        from google.cloud import bigquery
+
+        if "path" in opts:
+            raise ConfigError("the focus cost source takes path or bigquery_view, not both")
+        access = google_credentials(opts.pop("gcp_conn_id", GCP_DEFAULT_CONN))
+        opts["bigquery"] = bigquery.Client(
+            project=opts.pop("project", None) or access.project,
+            credentials=access.credentials,
+            client_options=_endpoint(access.api_endpoint),
+        )
+        return FocusCostSource(**opts)
     if "path" not in opts:
-        raise ConfigError("the focus cost source needs cost_source_options.path (file or folder)")
+        raise ConfigError(
+            "the focus cost source needs cost_source_options.path (a file, a folder, or an "
+            "s3:// prefix) or bigquery_view (project.dataset.view)"
+        )
     return FocusCostSource(**opts)
 
 
