@@ -32,6 +32,13 @@ class ValidationFailed(CostawareError):
         self.quarantine_path = quarantine_path
 
 
+class DataError(CostawareError):
+    """Data that no retry can fix (a string where a number is declared, a category outside
+    the declared set reaching training, a label outside the target's classes). The message
+    names the column, example values and what the config declares; the DAG fails the task
+    at once (``AirflowFailException``) instead of retrying it."""
+
+
 class NotEnoughData(CostawareError):
     """Not enough labelled rows for the asked operation."""
 

@@ -32,9 +32,14 @@ def load_source(cfg: ModelConfig, root: Path) -> pd.DataFrame:
     """The model's data set with ``event_id`` and ``event_time`` added, in time order."""
     import pandas as pd
 
+    from costaware.app.source_check import check_source
+
     path = root / cfg.data.source
+    if not path.is_file():
+        raise ConfigError(f"{cfg.source_file}: data.source: no such file {path}")
     frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
     frame = frame.drop(columns=[c for c in cfg.data.drop_columns if c in frame.columns])
+    check_source(cfg, frame, str(path))  # a config that contradicts its data fails here, whole
     if cfg.data.time.column:
         frame[TIME_COLUMN] = pd.to_datetime(frame[cfg.data.time.column])
     else:

@@ -4,6 +4,11 @@ Evidently is the engine of record: every column's score comes from its ``ValueDr
 metric with the method and threshold the model config sets for that column, and the HTML
 report is Evidently's own. What crosses to the next task is the compact JSON summary.
 
+Categorical columns (string features, and a multiclass model's predicted class) are given
+to Evidently as categorical and scored on their categories (PSI, Jensen-Shannon,
+chi-square...; ``ModelConfig.drift_for`` never gives them a method that compares numbers),
+with missing values left out as Evidently leaves them out.
+
 Big batches (``FAST_MIN_ROWS`` rows or more) take the fast path of ``drift_fast``: the same
 scores as Evidently's for PSI, Jensen-Shannon and Wasserstein, from one NumPy pass per column
 (``bench/drift.py`` measures both); the HTML report is then Evidently's on a fixed-seed
@@ -70,6 +75,15 @@ class DriftResult:
         return d
 
 
+def categorical_columns(cfg: ModelConfig) -> set[str]:
+    """Columns compared as categories: categorical features, and a multiclass model's
+    prediction (the predicted class). A regression model's prediction is a number."""
+    cats = set(cfg.categorical_features)
+    if cfg.target.kind == "multiclass":
+        cats.add(SCORE_COLUMN)
+    return cats
+
+
 def is_drift(method: str, score: float, threshold: float) -> bool:
     """Evidently's rule: p-value tests drift below the threshold, distances at or above it."""
     return score < threshold if method in PVALUE_METHODS else score >= threshold
@@ -115,7 +129,7 @@ def measure_drift(
         else:
             checked[col] = spec
     result_cols: dict[str, ColumnDrift] = {}
-    categorical = {f.name for f in cfg.features if f.type == "categorical"}
+    categorical = categorical_columns(cfg)
     if fast:
         for col, spec in list(checked.items()):
             if spec.method in FAST_METHODS and not (

@@ -1,5 +1,6 @@
 """The checks a label file must pass: readable, ``event_id`` + target, ids that are text or
-whole numbers, a binary target as the model's config declares it, no conflicting duplicates.
+whole numbers, a target as the model's config declares it (binary, one of the multiclass
+target's classes, a regression's number), no conflicting duplicates.
 
 Each failure says what failed, where (1-based data rows, the header not counted) and shows a
 few examples, cut short and with control characters escaped so that a report, a log line or
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from costaware.batches.data import ID_COLUMN
 from costaware.batches.validation import Finding, printable
-from costaware.config import ModelConfig
+from costaware.config import ModelConfig, category_text
 from costaware.errors import BatchError
 from costaware.store import storage
 from costaware.store.storage import Loc
@@ -113,33 +114,41 @@ def check_labels(
     null_values = values.isna()
     if null_values.any():
         bad("values_not_null", target, f"{_count(null_values)} empty label(s) {_rows(null_values)}")
-    want = "text" if isinstance(positive, str) else "whole numbers"
-    wrong = ~null_values & ~values.map(lambda v: _is_class(v, positive))
-    if wrong.any():
-        bad(
-            "label_type",
-            target,
-            f"{_count(wrong)} label(s) that are not {want} like the positive class "
-            f"{positive!r} {_rows(wrong)}, e.g. {_examples(values[wrong])}",
-        )
+    kind = cfg.target.kind
+    cleaned: list[Any] = []
+    if kind != "binary":  # multiclass: one of target.classes; regression: a finite number
+        cleaned = _other_kind_labels(values, null_values, cfg, bad)
     else:
-        classes = sorted({_class(v, positive) for v in values[~null_values]}, key=str)
-        others = [c for c in classes if c != positive]
-        if len(others) > 1:
+        want = "text" if isinstance(positive, str) else "whole numbers"
+        wrong = ~null_values & ~values.map(lambda v: _is_class(v, positive))
+        if wrong.any():
             bad(
-                "binary_classes",
+                "label_type",
                 target,
-                f"{len(classes)} classes {_examples(pd.Series(classes, dtype=object))}; a binary "
-                f"target has the positive class {positive!r} and at most one other",
+                f"{_count(wrong)} label(s) that are not {want} like the positive class "
+                f"{positive!r} {_rows(wrong)}, e.g. {_examples(values[wrong])}",
             )
+        else:
+            classes = sorted({_class(v, positive) for v in values[~null_values]}, key=str)
+            others = [c for c in classes if c != positive]
+            if len(others) > 1:
+                bad(
+                    "binary_classes",
+                    target,
+                    f"{len(classes)} classes {_examples(pd.Series(classes, dtype=object))}; "
+                    f"a binary target has the positive class {positive!r} and at most one other",
+                )
     if fail:
         return None, fail, warn
 
     clean = pd.DataFrame(
-        {ID_COLUMN: id_text(ids), target: [_class(v, positive) for v in values]},
+        {
+            ID_COLUMN: id_text(ids),
+            target: cleaned if kind != "binary" else [_class(v, positive) for v in values],
+        },
         index=frame.index,
     )
-    if not isinstance(positive, str):
+    if kind == "binary" and not isinstance(positive, str):
         clean[target] = clean[target].astype("int64")
     dup = clean.duplicated(ID_COLUMN, keep=False)
     if dup.any():
@@ -196,6 +205,50 @@ def _is_whole(v: Any) -> bool:
 
 def _is_id(v: Any) -> bool:
     return isinstance(v, str) or _is_whole(v)
+
+
+def _other_kind_labels(
+    values: pd.Series, null_values: pd.Series, cfg: ModelConfig, bad: Any
+) -> list[Any]:
+    """Labels of a multiclass target (as its declared class, matched as text: 3, 3.0 and
+    "3" agree) or a regression target (as float); a wrong one is a failure via ``bad``."""
+    import math
+
+    target = cfg.target.name
+    if cfg.target.kind == "regression":
+
+        def number(v: Any) -> float | None:
+            try:
+                x = float(v.strip() if isinstance(v, str) else v)
+            except (TypeError, ValueError):
+                return None
+            return x if math.isfinite(x) and not isinstance(v, bool) else None
+
+        out = [number(v) for v in values]
+        wrong = ~null_values & values.map(lambda v: number(v) is None)
+        if wrong.any():
+            bad(
+                "label_type",
+                target,
+                f"{_count(wrong)} label(s) that are not finite numbers (target kind "
+                f"regression) {_rows(wrong)}, e.g. {_examples(values[wrong])}",
+            )
+        return out
+    classes = {category_text(c): c for c in cfg.target.classes or []}
+
+    def key(v: Any) -> str:
+        v = v.strip() if isinstance(v, str) else v.item() if hasattr(v, "item") else v
+        return category_text(v)
+
+    wrong = ~null_values & ~values.map(lambda v: key(v) in classes)
+    if wrong.any():
+        bad(
+            "label_classes",
+            target,
+            f"{_count(wrong)} label(s) outside target.classes {list(classes.values())} "
+            f"{_rows(wrong)}, e.g. {_examples(values[wrong])}",
+        )
+    return [classes.get(key(v)) for v in values]
 
 
 def _is_class(v: Any, positive: int | str) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from costaware.batches.data import ID_COLUMN, TIME_COLUMN
-from costaware.config import ModelConfig
+from costaware.config import ModelConfig, category_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,8 +120,11 @@ def build_suite(cfg: ModelConfig) -> Any:
     import great_expectations.expectations as gxe
 
     CRITICAL, WARNING = FailureSeverity.CRITICAL, FailureSeverity.WARNING  # noqa: N806
-    suite = gx.ExpectationSuite(name=cfg.validation_suite)
-    add = suite.add_expectation
+    # Collected, then given to the suite at once: ExpectationSuite.add_expectation on a suite
+    # whose name the active project already holds rewrites the stored suite on every call
+    # (111 expectations: 25-70 s instead of 2 s, measured on this machine under load).
+    expectations: list[Any] = []
+    add = expectations.append
     required = [ID_COLUMN, TIME_COLUMN, *cfg.feature_names]
     add(gxe.ExpectTableRowCountToBeBetween(min_value=1, severity=CRITICAL))
     lo, hi = cfg.data.batch_rows // 2, cfg.data.batch_rows * 2
@@ -164,7 +167,7 @@ def build_suite(cfg: ModelConfig) -> Any:
                     column=f.name, value_set=list(f.categories), severity=CRITICAL
                 )
             )
-    return suite
+    return gx.ExpectationSuite(name=cfg.validation_suite, expectations=expectations)
 
 
 def write_suite(cfg: ModelConfig, gx_dir: str | Path) -> Path:
@@ -196,7 +199,15 @@ def _detail(res: Any) -> str:
     return "; ".join(parts) or "failed"
 
 
-def validate_frame(frame: pd.DataFrame, cfg: ModelConfig, gx_dir: str | Path) -> ValidationOutcome:
+def validate_frame(
+    frame: pd.DataFrame,
+    cfg: ModelConfig,
+    gx_dir: str | Path,
+    known_categories: dict[str, list[str]] | None = None,
+) -> ValidationOutcome:
+    """Run the model's suite on ``frame``. ``known_categories``: the serving model's training
+    categories per categorical feature; values outside them are a warning with counts
+    (``unseen_categories``), never a failure: scoring reads them as missing."""
     ctx = get_context(gx_dir)
     suite = ctx.suites.get(cfg.validation_suite)
     # The datasource is defined once in great_expectations.yml; adding it on every run would
@@ -227,6 +238,7 @@ def validate_frame(frame: pd.DataFrame, cfg: ModelConfig, gx_dir: str | Path) ->
     times = event_times_finding(frame)
     if times is not None:
         failures.append(times)
+    warnings += unseen_categories(frame, cfg, known_categories or {})
     status: Status = "fail" if failures else ("warn" if warnings else "pass")
     return ValidationOutcome(
         status=status,
@@ -236,6 +248,41 @@ def validate_frame(frame: pd.DataFrame, cfg: ModelConfig, gx_dir: str | Path) ->
         warnings=warnings,
         gx_result=result.to_json_dict(),
     )
+
+
+UNSEEN = "expect_column_values_to_be_in_training_categories"
+
+
+def unseen_categories(
+    frame: pd.DataFrame, cfg: ModelConfig, known: dict[str, list[str]]
+) -> list[Finding]:
+    """A warning per categorical feature holding values the serving model never saw in
+    training, with each value's count. Scoring maps them to missing (XGBoost and LightGBM
+    route missing values natively; a pipeline's encoder sees NaN), so the batch is usable;
+    many unseen values say the model is out of date (the drift step sees them too)."""
+    out = []
+    for name, categories in known.items():
+        if name not in frame.columns:
+            continue  # expect_column_to_exist reports it
+        seen = set(categories)
+        values = frame[name].dropna().map(category_text)
+        unseen = values[~values.isin(seen)]
+        if unseen.empty:
+            continue
+        counts = unseen.value_counts()
+        shown = ", ".join(f"{printable(k, 40)}: {int(v)}" for k, v in counts.iloc[:5].items())
+        more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+        out.append(
+            Finding(
+                UNSEEN,
+                name,
+                "warning",
+                f"{len(unseen)} of {len(frame)} value(s) in {len(counts)} categor(y/ies) not "
+                f"seen in training ({{{shown}}}{more}); scored as missing. Training knew "
+                f"{len(categories)}: {[printable(c, 40) for c in categories[:8]]}",
+            )
+        )
+    return out
 
 
 def event_times_finding(frame: pd.DataFrame) -> Finding | None:

@@ -5,13 +5,19 @@ champion by ``min_gain_points`` with its paired bootstrap interval above zero (a
 beats the constant base-rate predictor). A degenerate evaluation is a *reject* with the
 failed guardrails named in the reason:
 
-* too few held-out rows (``EvaluationSpec.min_rows``), or one class only;
-* a NaN or ±inf score on either side, or (accuracy, log loss) a score outside [0, 1];
+* too few held-out rows (``EvaluationSpec.min_rows``), or (classification) one class only;
+* a NaN or ±inf score on either side, or (accuracy, log loss, macro F1) a score outside
+  [0, 1];
 * a metric that comes out undefined on either side;
 * a challenger whose scores equal the champion's;
 * a bootstrap whose resamples are mostly undefined (a rare class left out of most of them);
 * a challenger no better than the constant base-rate predictor (ROC AUC 50; accuracy the
-  majority-class rate; log loss of predicting the window's positive rate for every row).
+  majority-class rate; log loss of predicting the window's class shares for every row;
+  regression: predicting the window's mean, R² 0 and RMSE the target's spread).
+
+Every metric of ``config.METRIC_SPECS`` and every target kind (binary, multiclass,
+regression): comparisons are on points, higher is better whatever the metric's direction
+(a lower RMSE is more points), and the result also gives each side in the metric's unit.
 
 No I/O. Every number in the result is finite or ``None`` (unknown), never NaN: NaN compares
 False, so a NaN must not get anywhere near "wins", nor into a JSON column.
@@ -25,8 +31,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from costaware.config import METRICS, EvaluationSpec
-from costaware.decide.performance import PROBABILITY_METRICS, metric_points, paired_bootstrap
+from costaware.config import METRIC_SPECS, METRICS, EvaluationSpec
+from costaware.decide.performance import (
+    PROBABILITY_METRICS,
+    is_classification,
+    metric_points,
+    metric_value,
+    paired_bootstrap,
+)
 
 # The bootstrap interval is computed from the defined resamples only, i.e. conditioned on
 # both classes being drawn; when more than a tenth are dropped that conditioning biases it.
@@ -62,9 +74,12 @@ class Verdict:
         return {
             "rows": self.rows,
             "metric": self.metric,
+            "higher_is_better": METRIC_SPECS[self.metric].higher_is_better,
             **self.thresholds,
             "challenger_points": self.challenger_points,
             "champion_points": self.champion_points,
+            "challenger_value": metric_value(self.challenger_points, self.metric),
+            "champion_value": metric_value(self.champion_points, self.metric),
             "chance_points": self.chance_points,
             "gain": self.gain,
             "interval": None if self.interval is None else list(self.interval),
@@ -98,23 +113,34 @@ def judge(
 ) -> Verdict:
     """Champion (``None``: there is none) vs challenger on the same held-out rows.
 
-    ``y`` holds 0/1 labels, the scores one probability of the positive class per row. Labels
-    that are not 0/1 or arrays of different lengths are the caller's bug and raise
-    ``ValueError``; anything about the data or the models is a verdict."""
+    Binary: ``y`` holds 0/1 labels, the scores one probability of the positive class per
+    row. Multiclass: class indices, an (n, K) probability matrix per model. Regression
+    (rmse, mae, r2): numbers, one prediction per row. Labels that do not fit the kind or
+    arrays of different lengths are the caller's bug and raise ``ValueError``; anything
+    about the data or the models is a verdict."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; allowed: {list(METRICS)}")
     y_arr = np.asarray(y, dtype=float).ravel()
-    chall = np.asarray(challenger_scores, dtype=float).ravel()
-    champ = None if champion_scores is None else np.asarray(champion_scores, dtype=float).ravel()
+    chall = np.asarray(challenger_scores, dtype=float)
+    champ = None if champion_scores is None else np.asarray(champion_scores, dtype=float)
+    multiclass = chall.ndim == 2
+    if not multiclass:
+        chall = chall.ravel()
+        champ = None if champ is None else champ.ravel()
     n = len(y_arr)
-    if len(chall) != n or (champ is not None and len(champ) != n):
+    if len(chall) != n or (champ is not None and champ.shape != chall.shape):
         raise ValueError(
             f"judge needs one score per labelled row: {n} labels, {len(chall)} challenger "
             f"scores, {'no' if champ is None else len(champ)} champion scores"
         )
-    if not np.isin(y_arr, (0.0, 1.0)).all():
-        bad = sorted({float(v) for v in y_arr[~np.isin(y_arr, (0.0, 1.0))]}, key=str)[:5]
-        raise ValueError(f"labels must be 0 or 1; got {bad} (first distinct values shown)")
+    classification = is_classification(metric)
+    allowed = np.arange(chall.shape[1] if multiclass else 2, dtype=float)
+    if classification and not np.isin(y_arr, allowed).all():
+        bad = sorted({float(v) for v in y_arr[~np.isin(y_arr, allowed)]}, key=str)[:5]
+        want = "0 or 1" if not multiclass else f"class indices 0..{len(allowed) - 1}"
+        raise ValueError(f"labels must be {want}; got {bad} (first distinct values shown)")
+    if not classification and (multiclass or not np.isfinite(y_arr).all()):
+        raise ValueError(f"{metric} needs finite numeric labels and one prediction per row")
 
     checks: dict[str, bool] = {}
     why: dict[str, str] = {}
@@ -124,13 +150,21 @@ def judge(
         if not passed:
             why[name] = detail
 
-    positives = int(y_arr.sum())
     check("enough rows", n >= spec.min_rows, f"{n} held-out rows < min_rows {spec.min_rows}")
-    check(
-        "both classes in the held-out window",
-        0 < positives < n,
-        f"{positives} positive of {n} rows",
-    )
+    if classification and not multiclass:
+        positives = int(y_arr.sum())
+        check(
+            "both classes in the held-out window",
+            0 < positives < n,
+            f"{positives} positive of {n} rows",
+        )
+    elif classification:
+        present = len(np.unique(y_arr))
+        check(
+            "two or more classes in the held-out window",
+            present >= 2,
+            f"{present} class(es) of {len(allowed)} in {n} rows",
+        )
     sides = [("challenger", chall)] + ([] if champ is None else [("champion", champ)])
     for side, s in sides:
         finite = np.isfinite(s)
@@ -155,10 +189,14 @@ def judge(
     if champ is not None:
         champ_pts = _finite(metric_points(y_arr, champ, metric)) if n else None
         check("champion metric is defined", champ_pts is not None, f"{metric} is undefined")
-    # The constant base-rate predictor: every row scored with the window's positive rate.
-    # It ties every pair (ROC AUC 50), always predicts the majority class (accuracy), and is
-    # the best constant for log loss.
-    chance = _finite(metric_points(y_arr, np.full(n, y_arr.mean()), metric)) if n else None
+    # The constant base-rate predictor: every row scored with the window's positive rate
+    # (multiclass: its class shares; regression: its mean). It ties every pair (ROC AUC
+    # 50), always predicts the majority class (accuracy), and is the best constant for log
+    # loss and RMSE (R² 0).
+    chance = _finite(metric_points(y_arr, _constant(y_arr, chall), metric)) if n else None
+    constant = (
+        "the constant base-rate predictor" if classification else "predicting the window's mean"
+    )
     below_chance = not (chall_pts is not None and chance is not None and chall_pts > chance)
     if champ is None:
         # A first model must beat a constant. With a champion, the paired comparison decides:
@@ -168,8 +206,7 @@ def judge(
         check(
             "better than chance",
             not below_chance,
-            f"challenger {_fmt(chall_pts)} pts vs {_fmt(chance)} for the constant base-rate "
-            "predictor",
+            f"challenger {_fmt(chall_pts)} pts vs {_fmt(chance)} for {constant}",
         )
 
     gain = interval = defined = drawn = None
@@ -207,7 +244,7 @@ def judge(
             "first model failed guardrails: " + "; ".join(failed)
             if failed
             else f"first model: guardrails pass, {metric} {chall_pts:.2f} pts > "
-            f"{chance:.2f} for the constant base-rate predictor"
+            f"{chance:.2f} for {constant}"
         )
     elif failed:
         verdict, reason = "reject", "guardrails failed: " + "; ".join(failed)
@@ -228,7 +265,7 @@ def judge(
         )
         if below_chance:
             reason += (
-                f" (both below the constant base-rate predictor's {_fmt(chance)} pts: the "
+                f" (both below {constant}: {_fmt(chance)} pts; the "
                 "held-out window may have changed meaning)"
             )
     return Verdict(
@@ -252,6 +289,13 @@ def judge(
             "bootstrap": spec.bootstrap,
         },
     )
+
+
+def _constant(y: np.ndarray, like: np.ndarray) -> np.ndarray:
+    if like.ndim == 2:
+        shares = np.bincount(y.astype(int), minlength=like.shape[1]) / max(len(y), 1)
+        return np.tile(shares, (len(y), 1))
+    return np.full(len(y), y.mean())
 
 
 def _finite(x: float) -> float | None:

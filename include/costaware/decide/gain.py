@@ -1,8 +1,12 @@
 """How much would a retrain win back? The expected gain Δ the checkpoint weighs.
 
 Δ is counted in metric points × batches: the points a fresh model is expected to score above
-the champion, summed over the batches it would serve. The DAG (``pipeline.measure_performance``)
-and the benchmark (``bench/policy.py``) both call ``estimate_gain_probe`` below.
+the champion, summed over the batches it would serve. A point is the metric's own
+(``config.METRIC_SPECS``): one hundredth of ROC AUC, accuracy, macro F1 or R², 0.01 of log
+loss, one target unit of RMSE or MAE, always counted so that more is better (a lower RMSE
+is a gain), so the checkpoint's cost / gain rule is the same for every metric. The DAG
+(``steps.measure.measure_performance``) and the benchmark (``bench/policy.py``) both call
+``estimate_gain_probe`` below.
 """
 
 from __future__ import annotations
@@ -72,10 +76,13 @@ def regret_se(
     """Sampling standard error (points) of each ``regret_curve`` entry on the same rows.
 
     The comparison is paired (both models scored on the same rows), so its noise is that of
-    the per-row difference: exact for accuracy and log loss, a paired bootstrap for ROC AUC.
-    It is what separates a real regret from luck: ~2 points on 336 rows, ~8 on 30."""
+    the per-row difference: exact for metrics that are a mean over rows (accuracy, log loss,
+    MAE: ``MetricSpec.per_row_mean``), a paired bootstrap for the others (ROC AUC, macro
+    F1, RMSE, R²). It is what separates a real regret from luck: ~2 points on 336 rows, ~8
+    on 30 (ROC AUC on Elec2)."""
     import numpy as np
 
+    from costaware.config import METRIC_SPECS
     from costaware.decide.performance import _points_rows
 
     y_arr = np.asarray(y, dtype=float)
@@ -87,7 +94,7 @@ def regret_se(
             out.append(None)
             continue
         old = np.asarray(older, dtype=float)
-        if metric == "roc_auc":
+        if not METRIC_SPECS[metric].per_row_mean:
             idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
             ys = y_arr[idx]
             d = _points_rows(ys, fresh[idx], metric) - _points_rows(ys, old[idx], metric)

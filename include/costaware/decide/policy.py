@@ -6,6 +6,8 @@
     skip     otherwise.
 
 Every decision carries its reasons in words and every number and threshold that decided it.
+Gain is in points of the model's metric (``config.METRIC_SPECS``: more points are better for
+every metric, so a lower RMSE is a positive gain); the table says what a point is.
 
 Unknown is not zero: this month's spend arrives as the known dollars plus a count of charges
 whose amount is unknown, and each unknown one is counted at ``unknown_each_usd`` (the caller's
@@ -19,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from costaware.config import CostPolicy
+from costaware.config import METRIC_SPECS, CostPolicy
 
 Action = Literal["retrain", "skip", "approve"]
 
@@ -47,6 +49,7 @@ class CheckpointInputs:
     validation_status: str = "pass"
     force: bool = False
     dry_run: bool = False
+    metric: str = ""  # the model's metric: says what a point of gain is
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,14 @@ class Decision:
         return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
 
 
+def point_text(metric: str) -> str:
+    """What one point of ``metric`` is, and that more points are better whatever the metric."""
+    spec = METRIC_SPECS[metric]
+    unit = "one unit of the target" if spec.scale == 1 else f"1/{spec.scale:g} of {metric}"
+    way = "" if spec.higher_is_better else f"; lower {metric} is more points"
+    return f"{metric}: 1 point = {unit}{way}"
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isinf(v):
@@ -112,6 +123,8 @@ def decide(
     numbers: dict[str, Any] = {}
     if i.cost_fallback:
         numbers["cost estimate"] = i.cost_fallback
+    if i.metric:
+        numbers["metric"] = point_text(i.metric)
     numbers |= {
         "expected gain (pt·batches)": round(i.gain_points, 3),
         "gain interval (pt·batches)": f"[{i.gain_low:.2f}, {i.gain_high:.2f}]",

@@ -29,6 +29,9 @@ MODEL_URI_TAG, MODEL_ID_TAG = "costaware.model_uri", "costaware.model_id"
 REFERENCE_TAG = "costaware.reference_path"  # the training data: the drift reference
 POINTS_TAG = "costaware.reference_points"
 BORN_TAG = "costaware.born_batch"  # the batch whose run trained the version
+# How the version was logged: "pyfunc" (a costaware Model with its input encoding, every
+# algorithm and target kind); absent on versions logged before, which load by algorithm.
+FLAVOR_TAG = "costaware.flavor"
 log = logging.getLogger(__name__)
 
 
@@ -132,6 +135,7 @@ class Registry:
         run_id, model_uri, model_id = self._logged_model(experiment, run_key) or self._log_model(
             experiment, model_path, algorithm, run_key, params, metrics, tags
         )
+        flavor = self._flavor_of(run_id)
         if self._registered_model(model) is None:
             try:
                 self.client.create_registered_model(model, tags={"costaware": "true"})
@@ -144,7 +148,7 @@ class Registry:
             model,
             model_uri,
             run_id=run_id,
-            tags={**tags, RUN_KEY_TAG: run_key},
+            tags={**tags, RUN_KEY_TAG: run_key, **({FLAVOR_TAG: flavor} if flavor else {})},
             model_id=model_id,
         )
         return str(mv.version)
@@ -187,13 +191,24 @@ class Registry:
             mlflow.set_tags({**tags, RUN_KEY_TAG: run_key, RUN_KEY_SHA_TAG: _sha(run_key)})
             mlflow.log_params({k: str(v)[:250] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
-            if algorithm == "xgboost":
+            if hasattr(obj, "scores"):  # a costaware Model: every algorithm and kind
+                from costaware.models.pyfunc import CostawarePyfunc
+
+                mlflow.set_tag(FLAVOR_TAG, "pyfunc")
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=CostawarePyfunc(obj), pip_requirements=reqs
+                )
+            elif algorithm == "xgboost":
                 info = mlflow.xgboost.log_model(obj, name="model", pip_requirements=reqs)
             else:
                 info = mlflow.sklearn.log_model(obj, name="model", pip_requirements=reqs)
             # Last: a run with this tag has its model (see ``_logged_model``).
             mlflow.set_tags({MODEL_URI_TAG: info.model_uri, MODEL_ID_TAG: info.model_id})
             return run.info.run_id, info.model_uri, info.model_id
+
+    def _flavor_of(self, run_id: str) -> str | None:
+        run = self._call(f"run {run_id}", self.client.get_run, run_id)
+        return run.data.tags.get(FLAVOR_TAG)
 
     def _registered_model(self, model: str) -> Any | None:
         try:
@@ -313,9 +328,14 @@ class Registry:
 
         self.client  # noqa: B018
         uri = f"models:/{model}/{version}"
-        flavor = self.version_tags(model, version).get("costaware.algorithm", "xgboost")
+        tags = self.version_tags(model, version)
+        what = f"model files of version {version} of {model!r}"
+        if tags.get(FLAVOR_TAG) == "pyfunc":
+            loaded = self._call(what, mlflow.pyfunc.load_model, uri)
+            return loaded.unwrap_python_model().model
+        flavor = tags.get("costaware.algorithm", "xgboost")
         loader = mlflow.xgboost.load_model if flavor == "xgboost" else mlflow.sklearn.load_model
-        return self._call(f"model files of version {version} of {model!r}", loader, uri)
+        return self._call(what, loader, uri)
 
 
 def _sha(text: str) -> str:
@@ -329,5 +349,5 @@ def _v(version: str | None) -> str:
 def _requirements(algorithm: str) -> list[str]:
     from importlib.metadata import version
 
-    pkg = "xgboost" if algorithm == "xgboost" else "scikit-learn"
-    return [f"{pkg}=={version(pkg)}"]
+    pkgs = {"xgboost": ["xgboost"], "lightgbm": ["lightgbm"]}.get(algorithm, ["scikit-learn"])
+    return [f"{pkg}=={version(pkg)}" for pkg in [*pkgs, "pandas", "numpy"]]

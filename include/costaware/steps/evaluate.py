@@ -11,7 +11,7 @@ from typing import Any
 
 from costaware.faults import step_points
 from costaware.steps.context import StepContext
-from costaware.steps.train import _labelled_windows, _y
+from costaware.steps.train import _labelled_windows
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +20,21 @@ log = logging.getLogger(__name__)
 def evaluate_challenger(ctx: StepContext, version: str) -> dict[str, Any]:
     """Champion vs challenger on the same held-out window: paired bootstrap + guardrails."""
     from costaware.decide.evaluation import judge
-    from costaware.models.scoring import score
+    from costaware.models.algorithms import check_frame, encode_target
+    from costaware.models.scoring import predict_scores
 
     cfg = ctx.cfg
     labelled, windows = _labelled_windows(ctx)
     hold = labelled[labelled["batch_id"].isin(windows.holdout_batches)]
-    y = _y(ctx, hold).to_numpy()
-    chall = score(ctx.registry.load(ctx.model, version), hold, cfg.feature_names)
+    check_frame(hold, cfg, "held-out")  # DataError: no retry fixes the data
+    y = encode_target(hold[cfg.target.name], cfg)
+    # Scores by kind: P(positive), class probabilities (n, K), or predicted values.
+    chall = predict_scores(ctx.registry.load(ctx.model, version), hold, cfg.feature_names)
     champ_v = ctx.champion()
     champ = (
         None
         if champ_v is None
-        else score(ctx.registry.load(ctx.model, champ_v), hold, cfg.feature_names)
+        else predict_scores(ctx.registry.load(ctx.model, champ_v), hold, cfg.feature_names)
     )
     verdict = judge(y, champ, chall, cfg.metric, cfg.evaluation)
     log.info(

@@ -70,7 +70,10 @@ def validate_batch(ctx: StepContext, batch: dict[str, Any]) -> dict[str, Any]:
     except BatchError as exc:
         outcome = unreadable(ctx.cfg, str(exc))
     else:
-        outcome = validate_frame(frame, ctx.cfg, ctx.settings.gx_dir)
+        from costaware.steps.measure import champion_categories
+
+        known = champion_categories(ctx)  # categories unseen in training: a warning tier
+        outcome = validate_frame(frame, ctx.cfg, ctx.settings.gx_dir, known)
     log.info("validation of %s:\n%s", ref.batch_id, outcome.summary())
     row = dict(
         model=ctx.model,

@@ -17,6 +17,24 @@ from costaware.store import storage
 log = logging.getLogger(__name__)
 
 
+def champion_categories(ctx: StepContext) -> dict[str, list[str]] | None:
+    """The serving champion's training categories of each categorical feature without a
+    declared ``categories`` list (declared ones are the suite's ExpectColumnValuesToBeInSet),
+    read from its drift reference (its training data); None when there is nothing to check
+    or no champion yet. Validation reports values outside them as warnings."""
+    from costaware.config import category_text
+
+    free = [f.name for f in ctx.cfg.features if f.type == "categorical" and f.categories is None]
+    version = ctx.champion() if free else None
+    if version is None:
+        return None
+    tags = ctx.registry.version_tags(ctx.model, version)
+    if REFERENCE_TAG not in tags:
+        return None
+    reference = storage.read_parquet(storage.location(tags[REFERENCE_TAG]), columns=free)
+    return {c: sorted({category_text(v) for v in reference[c].dropna()}) for c in free}
+
+
 @step_points
 def measure_drift(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]:
     """Evidently drift of the batch's features and champion scores vs its training data."""
@@ -61,12 +79,13 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     from costaware.decide.gain import (
         PROBE_AGES,
         estimate_gain_probe,
-        fit_probe,
         regret_curve,
         regret_se,
     )
     from costaware.decide.performance import bootstrap_se, metric_points
-    from costaware.models.scoring import score
+    from costaware.decide.policy import point_text
+    from costaware.models.algorithms import check_frame, encode_target, fit_probe
+    from costaware.models.scoring import predict_scores
     from costaware.store.probes import ProbeStore, in_order, probe_scores
 
     cfg = ctx.cfg
@@ -80,7 +99,10 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     train = labelled[labelled["batch_id"].isin(windows.train_batches)]
     hold = labelled[labelled["batch_id"].isin(windows.holdout_batches)]
     out.update(windows=windows.as_dict(), train_rows=len(train), holdout_rows=len(hold))
-    y = (hold[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
+    # Data no retry can fix fails here, at once, naming the column (DataError).
+    check_frame(train, cfg, "training")
+    check_frame(hold, cfg, "held-out")
+    y = encode_target(hold[cfg.target.name], cfg)
     feats = cfg.feature_names
 
     # The probe: what a retrain on today's training window would score on the newest batch,
@@ -88,12 +110,9 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     order = list(dict.fromkeys(labelled["batch_id"]))
     store = ProbeStore(ctx.settings.probes(ctx.model))
     newest = order[-1]
-    y_train = (train[cfg.target.name] == cfg.target.positive).astype(int).to_numpy()
     probe = store.load(newest)
     if probe is None:
-        probe = store.put(
-            newest, fit_probe(train[feats].to_numpy(), y_train, dict(cfg.training.params))
-        )
+        probe = store.put(newest, fit_probe(train, cfg))
     faults.point("measure_performance.probe_saved")
     probe_s = probe_scores(probe, hold, feats)
     older = [probe_scores(b, hold, feats) for b in store.older(order, PROBE_AGES)]
@@ -110,7 +129,7 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     version = ctx.champion()
     if version is None:
         return out
-    s = score(ctx.registry.load(ctx.model, version), hold, feats)
+    s = predict_scores(ctx.registry.load(ctx.model, version), hold, feats)
     points = metric_points(y, s, cfg.metric)
     se = bootstrap_se(y, s, cfg.metric, seed=cfg.evaluation.seed)
     born = ctx.registry.version_tags(ctx.model, version).get(BORN_TAG)
@@ -141,6 +160,7 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     out.update(
         champion_version=version,
         metric=cfg.metric,
+        metric_unit=point_text(cfg.metric),
         champion_points=points,
         champion_se=se,
         champion_age_batches=age,

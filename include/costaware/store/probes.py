@@ -9,6 +9,7 @@ retried task finds what its first try computed, and only the last probes are kep
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import numpy as np
@@ -22,23 +23,28 @@ class ProbeStore:
         self.folder = storage.location(folder) if isinstance(folder, str) else folder
 
     def _path(self, batch_id: str) -> Loc:
-        return self.folder / f"{batch_id}.ubj"
+        return self.folder / f"{batch_id}.pkl"
 
     def load(self, batch_id: str) -> Any | None:
-        """The probe stored for ``batch_id`` (a retried task finds its first try's), or None."""
+        """The probe stored for ``batch_id`` (a retried task finds its first try's), or None.
+        A probe is a pickled ``costaware.models.algorithms.Model``; probes stored before
+        model kinds were bare XGBoost boosters (``.ubj``) and still load."""
+        path = self._path(batch_id)
+        if path.exists():
+            return pickle.loads(storage.read_bytes(path))  # noqa: S301 - our own probe file
+        legacy = self.folder / f"{batch_id}.ubj"
+        if not legacy.exists():
+            return None
         import xgboost as xgb
 
-        path = self._path(batch_id)
-        if not path.exists():
-            return None
         booster = xgb.Booster()
-        booster.load_model(bytearray(storage.read_bytes(path)))
+        booster.load_model(bytearray(storage.read_bytes(legacy)))
         return booster
 
-    def put(self, batch_id: str, booster: Any) -> Any:
+    def put(self, batch_id: str, probe: Any) -> Any:
         """Store a probe atomically; returns it."""
-        storage.write_bytes(self._path(batch_id), bytes(booster.save_raw(raw_format="ubj")))
-        return booster
+        storage.write_bytes(self._path(batch_id), pickle.dumps(probe))
+        return probe
 
     def older(self, labelled_batches: list[str], ages: int) -> list[Any | None]:
         """Probes of the ``ages`` labelled batches before the newest one, newest first."""
@@ -71,8 +77,8 @@ class ProbeStore:
         return [data[k] for k in in_order(data, order or [])]
 
     def prune(self, labelled_batches: list[str], keep: int) -> None:
-        wanted = {f"{b}.ubj" for b in labelled_batches[-keep:]}
-        for p in storage.files(self.folder, (".ubj",)):
+        wanted = {f"{b}{ext}" for b in labelled_batches[-keep:] for ext in (".pkl", ".ubj")}
+        for p in storage.files(self.folder, (".pkl", ".ubj")):
             if p.name not in wanted:
                 p.unlink(missing_ok=True)
 
@@ -85,8 +91,11 @@ def in_order(keys: Any, order: list[str]) -> list[str]:
 
 
 def probe_scores(booster: Any | None, frame: Any, features: list[str]) -> np.ndarray | None:
+    """A probe's scores on ``frame`` by target kind (``Model.scores``), None without a probe."""
     if booster is None:
         return None
+    if hasattr(booster, "scores"):
+        return np.asarray(booster.scores(frame))
     import xgboost as xgb
 
     return np.asarray(booster.predict(xgb.DMatrix(frame[features])))

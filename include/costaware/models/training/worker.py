@@ -1,10 +1,11 @@
 """The training worker: ``python -m costaware.models.training.worker JOB.json``.
 
-Trains in fixed chunks of rounds and checkpoints after each one. Chunk ``i`` always uses
-seed ``job.seed + i`` and starts from the booster of chunk ``i-1``, so a run interrupted and
-resumed from its checkpoint gives exactly the model of an uninterrupted run, even with row
-and column subsampling. On SIGTERM (a spot interruption notice) it stops after nothing
-more than the chunk in flight is lost.
+Trains in fixed chunks of rounds and checkpoints after each one (algorithms that cannot
+continue from a checkpoint train in one chunk; ``costaware.models.algorithms`` fits).
+Chunk ``i`` always uses seed ``job.seed + i`` and starts from the state of chunk ``i-1``,
+so a run interrupted and resumed from its checkpoint gives exactly the model of an
+uninterrupted run, even with row and column subsampling. On SIGTERM (a spot interruption
+notice) it stops after nothing more than the chunk in flight is lost.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from costaware.config import INCREMENTAL_ALGORITHMS, ModelConfig
+from costaware.models.algorithms import Model
 from costaware.models.training.base import TrainingJob
 
 CHECKPOINT = "checkpoint"
@@ -41,77 +44,56 @@ def checkpoint_path(workdir: Path, chunks_done: int) -> Path:
     return workdir / f"{CHECKPOINT}_{chunks_done:05d}"
 
 
+def job_config(job: TrainingJob) -> ModelConfig:
+    """The model's config the job was written with (a job without one: binary, numeric)."""
+    from costaware.models.algorithms import default_config
+
+    if job.model_spec is not None:
+        return ModelConfig.model_validate(job.model_spec)
+    return default_config(job.features, job.target, job.algorithm)
+
+
 def n_chunks(job: TrainingJob) -> int:
+    """Chunks of ``chunk_rounds`` rounds; 1 for an algorithm that cannot continue from a
+    checkpoint (sklearn, custom, sklearn_logreg)."""
+    if job.algorithm not in INCREMENTAL_ALGORITHMS:
+        return 1
     return -(-job.num_boost_round // job.chunk_rounds)
 
 
-def _load_xy(job: TrainingJob) -> tuple[Any, Any]:
+def _load_xy(job: TrainingJob, cfg: ModelConfig) -> tuple[Any, Any, dict[str, list[str]]]:
     import pandas as pd
 
+    from costaware.models.algorithms import prepare
+
     frame = pd.read_parquet(job.train_path)
-    return frame[job.features], frame[job.target].astype(int)
+    # The target was encoded by the task that wrote the job (0/1, class index, float).
+    return prepare(frame, cfg, encoded=True)
 
 
-def _train_chunk(job: TrainingJob, i: int, state: Any, x: Any, y: Any) -> Any:
+def _train_chunk(job: TrainingJob, cfg: ModelConfig, i: int, state: Any, x: Any, y: Any) -> Any:
+    from costaware.models.algorithms import fit_chunk
+
     rounds = min(job.chunk_rounds, job.num_boost_round - i * job.chunk_rounds)
-    if job.algorithm == "xgboost":
-        import xgboost as xgb
-
-        params = {
-            "objective": "binary:logistic",
-            "eval_metric": "auc",
-            "nthread": 1,
-            "tree_method": "hist",
-            **job.params,
-            "seed": job.seed + i,
-        }
-        return xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=rounds, xgb_model=state)
-    if job.algorithm == "sklearn_hgb":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        model = state or HistGradientBoostingClassifier(
-            warm_start=True,
-            max_iter=0,
-            early_stopping=False,
-            **{k: v for k, v in job.params.items() if k != "max_iter"},
-        )
-        model.set_params(max_iter=model.max_iter + rounds, random_state=job.seed)
-        return model.fit(x, y)
-    if job.algorithm == "sklearn_logreg":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(max_iter=1000, **job.params).fit(x, y)
-    raise ValueError(
-        f"unknown algorithm {job.algorithm!r}; "
-        "allowed: ['sklearn_hgb', 'sklearn_logreg', 'xgboost']"
-    )
+    return fit_chunk(cfg, x, y, state, rounds, job.seed + i, params=job.params)
 
 
-def _save(job: TrainingJob, state: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    if job.algorithm == "xgboost":
-        state.save_model(str(tmp) + ".ubj")
-        Path(str(tmp) + ".ubj").replace(path.with_suffix(".ubj"))
-    else:
-        with tmp.open("wb") as f:
-            pickle.dump(state, f)
-        tmp.replace(path.with_suffix(".pkl"))
+def _save(state: Any, path: Path) -> None:
+    """Pickle ``state`` beside ``path`` and rename it there: whole or not at all. (XGBoost
+    and LightGBM boosters pickle their own exact model format.)"""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(state, f)
+    tmp.replace(path)
 
 
-def _load(job: TrainingJob, path: Path) -> Any:
-    if job.algorithm == "xgboost":
-        import xgboost as xgb
-
-        booster = xgb.Booster()
-        booster.load_model(str(path.with_suffix(".ubj")))
-        return booster
-    with path.with_suffix(".pkl").open("rb") as f:
+def _load(path: Path) -> Any:
+    with path.open("rb") as f:
         return pickle.load(f)  # noqa: S301 - our own checkpoint, written above
 
 
 def model_file(job: TrainingJob) -> Path:
-    suffix = ".ubj" if job.algorithm == "xgboost" else ".pkl"
-    return Path(job.workdir) / f"model{suffix}"
+    return Path(job.workdir) / "model.pkl"
 
 
 def run(job: TrainingJob) -> Path:
@@ -122,10 +104,11 @@ def run(job: TrainingJob) -> Path:
         stop["now"] = True
 
     signal.signal(signal.SIGTERM, on_term)
-    x, y = _load_xy(job)
+    cfg = job_config(job)
+    x, y, categories = _load_xy(job, cfg)
     done = _progress(workdir)["chunks_done"]
-    state = _load(job, checkpoint_path(workdir, done)) if done else None
-    total = 1 if job.algorithm == "sklearn_logreg" else n_chunks(job)
+    state = _load(checkpoint_path(workdir, done)) if done else None
+    total = n_chunks(job)
     # Spot simulation (local backend): after this chunk the worker waits for the reclaim
     # notice the backend sends, so the interruption lands at a reproducible point.
     hold_after = int(os.environ.get("COSTAWARE_SIM_RECLAIM_AFTER_CHUNK", "-1"))
@@ -137,17 +120,21 @@ def run(job: TrainingJob) -> Path:
         if stop["now"]:
             print(f"interrupted after chunk {i}/{total}", flush=True)
             sys.exit(143)
-        state = _train_chunk(job, i, state, x, y)
+        state = _train_chunk(job, cfg, i, state, x, y)
         # The checkpoint of chunk i+1 is complete on disk before progress names it, and the
         # one before is removed only after: a kill at any point resumes from a consistent
         # pair, never from chunk i+1's booster with progress still saying i.
-        _save(job, state, checkpoint_path(workdir, i + 1))
+        _save(state, checkpoint_path(workdir, i + 1))
+        # Go on from what was saved, as a resumed run does: both see the same state.
+        state = _load(checkpoint_path(workdir, i + 1))
         _save_progress(workdir, i + 1, total)
         for old in workdir.glob(f"{CHECKPOINT}_*"):
             if old.stem != checkpoint_path(workdir, i + 1).stem:
                 old.unlink(missing_ok=True)
     final = model_file(job)
-    _save(job, state, final.with_suffix(""))  # writes model.ubj / model.pkl
+    # The model with its input encoding (feature types, the training categories): what
+    # scoring, the registry and evaluation load.
+    _save(Model(cfg.model_dump(mode="json"), categories, state, job.algorithm), final)
     (workdir / "model.done").write_text("ok")
     return final
 
