@@ -26,6 +26,7 @@ def estimate_cost(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
     with ``cost_policy.on_source_error: fail``, the task fails with a ``CostSourceError``).
     Spend of unknown amount is carried as a count, never as $0."""
     from costaware.costs.estimate import retrain_cost_now
+    from costaware.steps.train import placement_for
 
     now = ctx.clock  # the run's clock, never the data's (README: One clock)
     answer = retrain_cost_now(ctx.cfg, ctx.ledger, now.date())
@@ -58,6 +59,8 @@ def estimate_cost(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
         "unknown_each_usd": est.high,
         "hours_since_last_retrain": hours,
         "clock": now.isoformat(),
+        # Where a cloud spot job would run and why (None: the YAML leaves no choice).
+        "placement": placement_for(ctx),
     }
 
 
@@ -103,6 +106,7 @@ def cost_checkpoint(
         validation_status=validated["status"],
         force=force,
         dry_run=dry_run,
+        metric=ctx.cfg.metric,
     )
     decision = decide(inputs, ctx.cfg.cost_policy, max_usd_per_metric_point)
     log.info(

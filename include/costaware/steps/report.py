@@ -106,6 +106,22 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
         )
     if cost.get("spent_this_month_unknown"):
         parts.append(f"<p>Spent this month: {html.escape(str(cost['spent_this_month_text']))}</p>")
+    placement = cost.get("placement")
+    if placement:  # a cloud spot job with several allowed instance types or zones
+        parts.append(
+            f"<p><b>Where to train:</b> {html.escape(str(placement['reason']))}</p>"
+            + "".join(f"<p>{html.escape(str(n))}</p>" for n in placement.get("notes", []))
+            + _table(
+                [
+                    (
+                        f"{o['instance_type']} {o['zone']}",
+                        f"spot ${o['spot_usd_per_hour']}/h, score {o['score']}, "
+                        f"${o['expected_usd_per_hour']} per finished hour",
+                    )
+                    for o in placement.get("options", [])
+                ]
+            )
+        )
     if action == "approve":
         answer = approval_outcome(results.get("approval"))
         if answer == "approved":

@@ -28,7 +28,12 @@ def _labelled_windows(ctx: StepContext) -> tuple[Any, data.Windows]:
 
 
 def _y(ctx: StepContext, frame: Any) -> Any:
-    return (frame[ctx.cfg.target.name] == ctx.cfg.target.positive).astype(int)
+    """The target as models see it: 0/1, class index, or float (``algorithms.encode_target``)."""
+    import pandas as pd
+
+    from costaware.models.algorithms import encode_target
+
+    return pd.Series(encode_target(frame[ctx.cfg.target.name], ctx.cfg), index=frame.index)
 
 
 @step_points
@@ -41,9 +46,16 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     from costaware.batches.drift import SCORE_COLUMN
     from costaware.costs import make_price_source
     from costaware.models.scoring import load_model_file, score
-    from costaware.models.training import TrainingJob, get_backend
+    from costaware.models.training import TrainingJob, get_backend, run_to_end
 
     cfg, t = ctx.cfg, ctx.cfg.training
+    if t.backend != "local":
+        from costaware.errors import ConfigError
+
+        raise ConfigError(
+            f"{ctx.model}: training.backend {t.backend!r} trains in a deferrable task "
+            "(costaware.app.cloud_training.SageMakerSpotTrainingOperator), not on this worker"
+        )
     key = run_key(ctx, batch_id)
     job_id = hashlib.sha256(key.encode()).hexdigest()[:16]
     work = ctx.settings.work(ctx.model) / job_id  # durable, where every worker sees it
@@ -59,6 +71,9 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         return {**summary, "version": existing, "reused": True, **spend}
     labelled, windows = _labelled_windows(ctx)
     train = labelled[labelled["batch_id"].isin(windows.train_batches)].copy()
+    from costaware.models.algorithms import check_frame
+
+    check_frame(train, cfg, "training")  # DataError at once, before any job starts
     train[cfg.target.name] = _y(ctx, train)
     if len(train) < t.min_train_rows:
         raise NotEnoughData(f"{ctx.model}: {len(train)} training rows < {t.min_train_rows}")
@@ -67,6 +82,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     train_path = workdir / "train.parquet"
     if not train_path.exists():  # a retry keeps the first try's data (a worker may read it)
         storage.write_parquet(train_path, train)
+    tags = retrain_tags(cfg)
     job = TrainingJob(
         job_id=job_id,
         algorithm=t.algorithm,
@@ -79,6 +95,8 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         seed=cfg.evaluation.seed,
         workdir=str(workdir),
         mirror=None if mirror is None else storage.text(mirror),
+        tags=tags,
+        model_spec=cfg.model_dump(mode="json"),
     )
     prices = make_price_source(
         cfg.cost_policy.price_source, ctx.ledger, cfg.cost_policy.price_source_options
@@ -86,32 +104,17 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     backend = get_backend(t.backend)(
         t.instance_type, t.region, prices, t.spot, t.billing_overhead_minutes, t.timeout_minutes
     )
-    tags = {
-        "model": cfg.tags.model,
-        "team": cfg.tags.team,
-        "env": cfg.tags.env,
-        "purpose": "retrain",
-    }
-
-    def record(a: Any) -> None:
-        ctx.ledger.record_cost(
-            model=ctx.model,
-            run_id=ctx.run_id,
-            purpose="retrain",
-            attempt=f"{job_id}/{a.number}",
-            usd=a.usd,
-            status=a.status,
-            note=a.note,
-            capacity=a.capacity,
-            instance_type=t.instance_type,
-            runtime_s=a.billed_seconds,
-            interruptions=int(a.interrupted),
-            price_source=getattr(prices, "name", str(cfg.cost_policy.price_source)),
-            usage_date=ctx.clock,
-            tags=tags,
-        )
-
-    result = backend.submit(job, on_attempt=record)
+    record = attempt_recorder(
+        ctx.ledger,
+        model=ctx.model,
+        run_id=ctx.run_id,
+        usage_date=ctx.clock,
+        prefix=f"{job_id}/",
+        instance_type=t.instance_type,
+        price_source=getattr(prices, "name", str(cfg.cost_policy.price_source)),
+        tags=tags,
+    )
+    result = run_to_end(backend, job, record, poll_s=1.0)
     faults.point("train_challenger.trained")
     # The training data and the new model's scores on it are the drift reference.
     model_obj = load_model_file(result.model_path)
@@ -175,6 +178,53 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     return summary
 
 
+def retrain_tags(cfg: Any) -> dict[str, str]:
+    """The cost-allocation tags of a model's retraining: on the job and on every cost row."""
+    return {
+        "model": cfg.tags.model,
+        "team": cfg.tags.team,
+        "env": cfg.tags.env,
+        "purpose": "retrain",
+    }
+
+
+def attempt_recorder(
+    ledger: Any,
+    *,
+    model: str,
+    run_id: str,
+    usage_date: Any,
+    prefix: str,
+    instance_type: str,
+    price_source: str,
+    tags: dict[str, str],
+) -> Any:
+    """``on_attempt`` for any backend: one ledger cost row per attempt, keyed by
+    ``<prefix><attempt number>``, written when it starts (cost unknown) and again when it
+    ends (priced), so a retried task adds its attempts to the first try's and a failed
+    job's spend is recorded too."""
+
+    def record(a: Any) -> None:
+        ledger.record_cost(
+            model=model,
+            run_id=run_id,
+            purpose="retrain",
+            attempt=f"{prefix}{a.number}",
+            usd=a.usd,
+            status=a.status,
+            note=a.note,
+            capacity=a.capacity,
+            instance_type=instance_type,
+            runtime_s=a.billed_seconds,
+            interruptions=int(a.interrupted) + a.reclaims,
+            price_source=price_source,
+            usage_date=usage_date,
+            tags=tags,
+        )
+
+    return record
+
+
 def _mark_challenger(ctx: StepContext, version: str) -> None:
     if ctx.champion() != version:
         ctx.registry.set_alias(ctx.model, CHALLENGER, version)
@@ -192,3 +242,133 @@ def run_spend(ledger: Any, model: str, run_id: str) -> dict[str, Any]:
         "unknown_attempts": spend.unknown,
         "spend": spend.text(),
     }
+
+
+# -- cloud backends (training.backend: sagemaker) ----------------------------------------------
+# The Airflow glue (costaware.app.cloud_training) submits, defers to the provider's trigger and
+# finishes here; the boto3 client comes from the provider's hook, built from the connection.
+
+
+def cloud_job(ctx: StepContext, spec: dict[str, Any], key: str) -> Any:
+    """The job of one DAG run's training task. Its id (and so SageMaker's job name) derives
+    from ``key`` = DAG run + task, so every try of the task names the same job."""
+    from costaware.models.training import TrainingJob
+
+    job_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return TrainingJob(**{**spec, "job_id": job_id, "tags": retrain_tags(ctx.cfg)})
+
+
+def cloud_backend(ctx: StepContext, client: Any, instance_type: str | None = None) -> Any:
+    """The model's cloud backend over ``client`` (the training service's boto3 client), on
+    ``instance_type`` when the placement chose one, else the YAML's ``instance_type``."""
+    from costaware.costs import make_price_source
+    from costaware.errors import ConfigError
+    from costaware.models.training import get_backend
+
+    cfg, t = ctx.cfg, ctx.cfg.training
+    if t.backend != "sagemaker" or t.sagemaker is None:
+        raise ConfigError(
+            f"{ctx.model}: training.backend is {t.backend!r}; a cloud training task needs "
+            "backend: sagemaker and a training.sagemaker block"
+        )
+    prices = make_price_source(
+        cfg.cost_policy.price_source, ctx.ledger, cfg.cost_policy.price_source_options
+    )
+    return get_backend("sagemaker")(
+        client,
+        prices,
+        t.sagemaker,
+        region=t.region,
+        instance_type=instance_type or t.instance_type,
+        spot=t.spot.enabled,
+    )
+
+
+def _cloud_recorder(ctx: StepContext, backend: Any, job: Any) -> Any:
+    return attempt_recorder(
+        ctx.ledger,
+        model=ctx.model,
+        run_id=ctx.run_id,
+        usage_date=ctx.clock,
+        prefix=f"{job.job_id}/",
+        instance_type=backend.instance_type,
+        price_source=getattr(backend.price_source, "name", "?"),
+        tags=job.tags,
+    )
+
+
+def start_cloud_training(
+    ctx: StepContext,
+    spec: dict[str, Any],
+    key: str,
+    client: Any,
+    instance_type: str | None = None,
+) -> dict[str, Any]:
+    """Create the run's training job (or attach to the one an earlier try created) and say
+    where it is: ``{"handle", "state", "detail"}``. ``instance_type``: the placement's
+    choice (``placement_for``), shown in the decision memo."""
+    backend = cloud_backend(ctx, client, instance_type)
+    job = cloud_job(ctx, spec, key)
+    handle = backend.submit(job, _cloud_recorder(ctx, backend, job))
+    status = backend.poll(handle)
+    log.info("training job %s of %s: %s", handle, ctx.model, status.detail)
+    return {"handle": handle, "state": status.state, "detail": status.detail}
+
+
+def finish_cloud_training(
+    ctx: StepContext, spec: dict[str, Any], key: str, client: Any
+) -> dict[str, Any]:
+    """Price the ended job into the ledger and return its result; ``TrainingError`` for a
+    job that Failed, was Stopped or exceeded its max wait (after its cost is recorded)."""
+    backend = cloud_backend(ctx, client)
+    job = cloud_job(ctx, spec, key)
+    from costaware.models.training.sagemaker import job_name
+
+    result = backend.result(job_name(job), _cloud_recorder(ctx, backend, job))
+    log.info(
+        "training job %s of %s: %s, billed %.0f s, $%.4f, saved $%s; %s",
+        result.handle,
+        ctx.model,
+        result.capacity,
+        result.billed_s,
+        result.known_usd,
+        "?" if result.saved_usd is None else f"{result.saved_usd:.4f}",
+        "; ".join(result.notes),
+    )
+    return {**result.as_dict(), "job_id": job.job_id}
+
+
+def stop_cloud_training(ctx: StepContext, handle: str, client: Any) -> None:
+    cloud_backend(ctx, client).cancel(handle)
+
+
+def placement_for(ctx: StepContext, ec2: Any = None) -> dict[str, Any] | None:
+    """Where a ``sagemaker`` model with several allowed instance types or zones should train
+    (``models/training/placement.py``), for the decision memo; None when there is no choice.
+    A look-up that fails is reported, not raised: the memo says so and the job runs on
+    ``training.instance_type``."""
+    from costaware.models.training.placement import look_up
+
+    t = ctx.cfg.training
+    spec = t.sagemaker
+    if t.backend != "sagemaker" or spec is None:
+        return None
+    types = spec.instance_types or [t.instance_type]
+    if len(types) < 2 and len(spec.zones) < 2:
+        return None
+    try:
+        if ec2 is None:
+            from costaware.costs.builders import aws_client_factory
+
+            ec2 = aws_client_factory(spec.aws_conn_id)("ec2", t.region)
+        return look_up(ec2, types, spec.zones, t.region, now=ctx.clock).as_dict()
+    except Exception as exc:  # noqa: BLE001 - shown in the memo; training keeps its default
+        log.warning("placement look-up for %s failed: %s", ctx.model, exc)
+        return {
+            "instance_type": t.instance_type,
+            "zone": None,
+            "reason": f"could not compare spot prices ({exc}); training on "
+            f"training.instance_type {t.instance_type}",
+            "notes": [],
+            "options": [],
+        }

@@ -20,7 +20,7 @@ import pytest
 
 from costaware.errors import TrainingError
 from costaware.models.scoring import load_model_file, score
-from costaware.models.training.base import Attempt
+from costaware.models.training.base import Attempt, run_to_end
 from costaware.models.training.local import PIDFILE, LocalBackend
 
 from ... import factories
@@ -69,7 +69,7 @@ def test_failed_job_reports_its_attempt_priced(tmp_path: Path, train_file: Path)
 
     t0 = time.monotonic()
     with pytest.raises(TrainingError, match="failed with exit code 1"):
-        _backend(0.0).submit(_job(tmp_path, bad_file, "bad"), on_attempt=reports)
+        run_to_end(_backend(0.0), _job(tmp_path, bad_file, "bad"), on_attempt=reports)
     wall = time.monotonic() - t0
 
     seen = reports.all()
@@ -105,7 +105,7 @@ def test_retry_stops_the_orphan_worker_and_keeps_every_attempt(
     assert str(Path(job.workdir) / "job.json").encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert [(a.number, a.status) for a in reports.all()] == [(0, "running")]
 
-    result = _backend(1.0).submit(job, on_attempt=reports)
+    result = run_to_end(_backend(1.0), job, on_attempt=reports)
     elapsed = time.time() - t0
 
     assert not process_running(pid), "the orphan worker must be stopped, not left training"
@@ -131,7 +131,7 @@ def test_retry_stops_the_orphan_worker_and_keeps_every_attempt(
     assert total > first.usd
     assert result.usd == pytest.approx(total)
 
-    clean = _backend(0.0).submit(_job(tmp_path, train_file, "clean"))
+    clean = run_to_end(_backend(0.0), _job(tmp_path, train_file, "clean"))
     assert len(clean.attempts) == 1 and not clean.attempts[0].interrupted
     frame = pd.read_parquet(train_file)
     np.testing.assert_array_equal(

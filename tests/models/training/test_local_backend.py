@@ -12,7 +12,7 @@ import pytest
 from costaware.costs.prices import StaticPriceSource
 from costaware.errors import UnknownBackendError
 from costaware.models.scoring import load_model_file, score
-from costaware.models.training import get_backend
+from costaware.models.training import get_backend, run_to_end
 
 from ... import factories
 from .jobs import FEATURES
@@ -31,8 +31,8 @@ def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_interrupted_run_resumes_to_the_same_model(tmp_path: Path, train_file: Path) -> None:
     frame = pd.read_parquet(train_file)
-    plain = _backend(0.0).submit(_job(tmp_path, train_file, "plain"))
-    hit = _backend(1.0, max_interruptions=2).submit(_job(tmp_path, train_file, "hit"))
+    plain = run_to_end(_backend(0.0), _job(tmp_path, train_file, "plain"))
+    hit = run_to_end(_backend(1.0, max_interruptions=2), _job(tmp_path, train_file, "hit"))
     assert plain.interruptions == 0 and plain.capacity == "spot"
     assert hit.interruptions == 2
     assert [a.capacity for a in hit.attempts] == ["spot", "spot", "on_demand"]
@@ -47,7 +47,7 @@ def test_interrupted_run_resumes_to_the_same_model(tmp_path: Path, train_file: P
 
 
 def test_cost_is_priced_per_attempt(tmp_path: Path, train_file: Path) -> None:
-    res = _backend(1.0, max_interruptions=1).submit(_job(tmp_path, train_file, "cost"))
+    res = run_to_end(_backend(1.0, max_interruptions=1), _job(tmp_path, train_file, "cost"))
     prices = StaticPriceSource()
     expected = sum(
         a.billed_seconds / 3600 * prices.price("m5.xlarge", "us-east-1", a.capacity).usd_per_hour
@@ -62,13 +62,14 @@ def test_cost_is_priced_per_attempt(tmp_path: Path, train_file: Path) -> None:
 def test_sklearn_algorithms(tmp_path: Path, train_file: Path, algorithm: str) -> None:
     job = _job(tmp_path, train_file, algorithm, algorithm)
     params = {"max_depth": 4} if algorithm == "sklearn_hgb" else {"C": 0.5}
-    res = _backend(0.0).submit(dataclasses.replace(job, params=params))
+    res = run_to_end(_backend(0.0), dataclasses.replace(job, params=params))
     s = score(load_model_file(res.model_path), pd.read_parquet(train_file), FEATURES)
     assert s.shape == (4 * 336,) and np.isfinite(s).all()
 
 
 def test_unknown_backend_lists_names() -> None:
     with pytest.raises(
-        UnknownBackendError, match=r"unknown training backend 'k8s'; available: \['local'\]"
+        UnknownBackendError,
+        match=r"unknown training backend 'k8s'; available: \['local', 'sagemaker'\]",
     ):
         get_backend("k8s")

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from costaware.errors import UnknownBackendError
-from costaware.models.training.base import Attempt, TrainingBackend, TrainingJob, TrainingResult
+from costaware.models.training.base import (
+    Attempt,
+    JobStatus,
+    TrainingBackend,
+    TrainingJob,
+    TrainingResult,
+    run_to_end,
+)
 
 
 def _local() -> type:
@@ -12,7 +19,13 @@ def _local() -> type:
     return LocalBackend
 
 
-BACKENDS = {"local": _local}
+def _sagemaker() -> type:
+    from costaware.models.training.sagemaker import SageMakerBackend
+
+    return SageMakerBackend
+
+
+BACKENDS = {"local": _local, "sagemaker": _sagemaker}
 
 
 def get_backend(name: str) -> type:
@@ -22,4 +35,13 @@ def get_backend(name: str) -> type:
         raise UnknownBackendError("training backend", name, BACKENDS) from None
 
 
-__all__ = ["BACKENDS", "Attempt", "TrainingBackend", "TrainingJob", "TrainingResult", "get_backend"]
+__all__ = [
+    "BACKENDS",
+    "Attempt",
+    "JobStatus",
+    "TrainingBackend",
+    "TrainingJob",
+    "TrainingResult",
+    "get_backend",
+    "run_to_end",
+]

@@ -1,12 +1,21 @@
-"""What a training backend takes and returns."""
+"""What a training backend takes and returns: one contract for every backend.
+
+A backend has four verbs. ``submit`` starts a job (or finds the one an earlier try of the
+same task started: a job's handle derives from the job, never from the try), ``poll`` says
+where it is, ``cancel`` stops it, and ``result`` prices a job that has ended and says what it
+made. ``run_to_end`` strings them together for a caller that may wait in its own process; a
+caller that must not hold a worker slot (Airflow) submits, defers to a trigger, and asks for
+the result when the trigger fires.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,13 @@ class TrainingJob:
     # Where the job's folder is kept durably when that is not ``workdir`` itself (an object
     # storage URL): a retry on another machine resumes from the checkpoints copied there.
     mirror: str | None = None
+    # Cost-allocation tags of the model (model, team, env, purpose): put on the cloud job and
+    # on every ledger row of its attempts.
+    tags: dict[str, str] = field(default_factory=dict)
+    # The model's config (``ModelConfig.model_dump(mode="json")``): target kind, feature
+    # types and categories, algorithm (``costaware.models.algorithms``). None: a binary model
+    # on numeric features, as every job was before model kinds.
+    model_spec: dict[str, Any] | None = None
 
     def write(self) -> Path:
         path = Path(self.workdir) / "job.json"
@@ -55,6 +71,9 @@ class Attempt:
     status: str = "final"
     note: str = ""
     started_at: float | None = None  # wall clock (epoch seconds)
+    # Spot reclaims the cloud absorbed inside this attempt (SageMaker restarts a managed spot
+    # job in place from its checkpoints: one attempt, several interruptions).
+    reclaims: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,12 @@ class TrainingResult:
     attempts: list[Attempt] = field(default_factory=list)
     price_source: str = ""
     instance_type: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)  # the backend's final metrics
+    tags: dict[str, str] = field(default_factory=dict)  # the tags the job ran under
+    # What spot saved against the same run on demand; None when the backend cannot say.
+    saved_usd: float | None = None
+    notes: list[str] = field(default_factory=list)  # what the numbers rest on, in words
+    handle: str = ""  # the job's handle at its backend (SageMaker job name, local folder)
 
     @property
     def usd(self) -> float | None:
@@ -85,7 +110,7 @@ class TrainingResult:
 
     @property
     def interruptions(self) -> int:
-        return sum(a.interrupted for a in self.attempts)
+        return sum(int(a.interrupted) + a.reclaims for a in self.attempts)
 
     @property
     def capacity(self) -> str:
@@ -105,16 +130,78 @@ class TrainingResult:
 
 
 AttemptHook = Callable[[Attempt], None]
+State = Literal["running", "completed", "failed"]
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Where a job is. ``detail`` is the backend's own words (``InProgress/Training``,
+    ``Stopped/MaxWaitTimeExceeded``), so a failure names what the cloud said."""
+
+    handle: str
+    state: State
+    detail: str = ""
+    reason: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.state != "running"
 
 
 class TrainingBackend(Protocol):
     name: str
 
-    def submit(self, job: TrainingJob, on_attempt: AttemptHook | None = None) -> TrainingResult:
-        """Run the job to completion (resuming after interruptions) and say what it cost.
+    def submit(self, job: TrainingJob, on_attempt: AttemptHook | None = None) -> str:
+        """Start the job and return its handle. Idempotent: a job an earlier try of the same
+        task started is attached to, never started twice (the local backend continues it
+        from its checkpoint and its attempts).
 
         ``on_attempt`` is called when an attempt starts (status ``running``, cost unknown) and
-        again when it ends, so every attempt's cost is recorded as it happens — also those of
-        a job that fails. A job already (partly) run by an earlier try of the same task
-        continues from its checkpoint and its attempts."""
+        again when it ends (``result``), so every attempt's cost is recorded as it happens —
+        also those of a job that fails."""
         ...
+
+    def poll(self, handle: str) -> JobStatus:
+        """Where the job is now; ``running`` until the backend says it ended."""
+        ...
+
+    def cancel(self, handle: str) -> None:
+        """Stop the job (no effect on one that has ended)."""
+        ...
+
+    def result(self, handle: str, on_attempt: AttemptHook | None = None) -> TrainingResult:
+        """What an ended job made and cost, its attempts priced and reported to
+        ``on_attempt``. Raises ``TrainingError`` for a job that did not complete (after
+        reporting what it cost) or has not ended yet."""
+        ...
+
+
+def run_to_end(
+    backend: TrainingBackend,
+    job: TrainingJob,
+    on_attempt: AttemptHook | None = None,
+    *,
+    poll_s: float = 30.0,
+    deadline_s: float = 24 * 3600,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TrainingResult:
+    """Submit, wait in this process until the job ends, and return its result. Polling
+    always ends: past ``deadline_s`` the job is cancelled (it would go on costing money) and
+    ``TrainingError`` says what state it was left in."""
+    from costaware.errors import TrainingError
+
+    handle = backend.submit(job, on_attempt)
+    waited = 0.0
+    status = backend.poll(handle)
+    while not status.terminal:
+        if waited >= deadline_s:
+            backend.cancel(handle)
+            raise TrainingError(
+                f"training job {handle} still {status.detail or status.state} after "
+                f"{waited:.0f} s (deadline {deadline_s:.0f} s): cancelled it; raise the "
+                "backend's deadline if the job needs longer"
+            )
+        sleep(poll_s)
+        waited += poll_s
+        status = backend.poll(handle)
+    return backend.result(handle, on_attempt)

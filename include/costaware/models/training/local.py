@@ -27,7 +27,13 @@ from costaware import faults
 from costaware.config import SpotSpec
 from costaware.costs.base import Capacity, Price, PriceSource
 from costaware.errors import TrainingError
-from costaware.models.training.base import Attempt, AttemptHook, TrainingJob, TrainingResult
+from costaware.models.training.base import (
+    Attempt,
+    AttemptHook,
+    JobStatus,
+    TrainingJob,
+    TrainingResult,
+)
 from costaware.models.training.worker import _progress, model_file, n_chunks
 from costaware.store import storage
 
@@ -112,7 +118,35 @@ class LocalBackend:
             f"worker for job {job.job_id} failed with exit code {proc.returncode}:\n{tail}"
         )
 
-    def submit(self, job: TrainingJob, on_attempt: AttemptHook | None = None) -> TrainingResult:
+    def submit(self, job: TrainingJob, on_attempt: AttemptHook | None = None) -> str:
+        """Run the job on this machine to its end and return its handle (the job's folder).
+        The simulation needs this process to send the reclaim notices, so ``submit`` does the
+        waiting here; ``poll`` then answers at once. A worker that fails raises
+        ``TrainingError`` here, after its attempt was priced and reported."""
+        self._drive(job, on_attempt)
+        return job.workdir
+
+    def poll(self, handle: str) -> JobStatus:
+        workdir = Path(handle)
+        if (workdir / "model.done").exists():
+            return JobStatus(handle, "completed", "model.done")
+        failed = [a for a in _load_attempts(workdir) if a.note.startswith("failed")]
+        if failed:
+            return JobStatus(handle, "failed", "worker failed", failed[-1].note)
+        return JobStatus(handle, "running", f"chunks done: {_progress(workdir)['chunks_done']}")
+
+    def cancel(self, handle: str) -> None:
+        _stop_orphan(Path(handle), Path(handle) / "job.json")
+
+    def result(self, handle: str, on_attempt: AttemptHook | None = None) -> TrainingResult:
+        """The finished job's model and attempts (already reported while they ran)."""
+        status = self.poll(handle)
+        if status.state != "completed":
+            raise TrainingError(f"local job {handle} has not completed: {status.detail}")
+        job = TrainingJob.read(Path(handle) / "job.json")
+        return self._result(job, _load_attempts(Path(handle)))
+
+    def _drive(self, job: TrainingJob, on_attempt: AttemptHook | None = None) -> None:
         workdir = Path(job.workdir)
         if job.mirror:  # a retry on another machine: what earlier tries left, checkpoints too
             storage.sync(storage.location(job.mirror), workdir, always=())
@@ -128,7 +162,7 @@ class LocalBackend:
 
         attempts = _settle_earlier_tries(workdir, job_file, overhead_s, self._price, report)
         if (workdir / "model.done").exists():  # an earlier try finished training
-            return self._result(job, attempts)
+            return
         while True:
             spot_losses = sum(a.interrupted for a in attempts)
             tries = sum(a.status != "lost" for a in attempts)
@@ -181,7 +215,7 @@ class LocalBackend:
                 "finished" if finished else "INTERRUPTED",
             )
             if finished:
-                return self._result(job, attempts)
+                return
 
     def _price(self, capacity: str) -> Price:
         return self.price_source.price(
@@ -207,9 +241,47 @@ class LocalBackend:
 
     def _result(self, job: TrainingJob, attempts: list[Attempt]) -> TrainingResult:
         sources = sorted({self._price(a.capacity).source for a in attempts})
-        return TrainingResult(
-            str(model_file(job)), job.algorithm, attempts, ", ".join(sources), self.instance_type
+        # Spot's saving: the same billed time on demand minus what it cost on spot.
+        on_demand = self._price("on_demand").usd_per_hour
+        saved = sum(
+            (a.billed_seconds or 0.0) / 3600 * on_demand - (a.usd or 0.0)
+            for a in attempts
+            if a.capacity == "spot" and a.usd is not None
         )
+        notes = [
+            "billed: start-up overhead + wall time of each attempt (simulated spot on this "
+            "machine); saved: the same billed time on demand minus its spot cost"
+        ]
+        if any(a.usd is None for a in attempts):
+            notes.append("an attempt's cost is unknown: saved $ counts only the priced ones")
+        return TrainingResult(
+            str(model_file(job)),
+            job.algorithm,
+            attempts,
+            ", ".join(sources),
+            self.instance_type,
+            metrics=_train_metrics(job),
+            tags=dict(job.tags),
+            saved_usd=saved,
+            notes=notes,
+            handle=job.workdir,
+        )
+
+
+def _train_metrics(job: TrainingJob) -> dict[str, float]:
+    """``train:auc`` of the finished model on its training rows: the metric SageMaker's
+    built-in XGBoost reports under the same name."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from costaware.models.scoring import load_model_file, score
+
+    frame = pd.read_parquet(job.train_path)
+    y = frame[job.target]
+    if y.nunique() != 2:  # AUC needs exactly two classes (not a regression, not multiclass)
+        return {}
+    scores = score(load_model_file(model_file(job)), frame, job.features)
+    return {"train:auc": float(roc_auc_score(y.astype(int), scores))}
 
 
 def _mirror(job: TrainingJob) -> None:
