@@ -24,7 +24,11 @@ ALLOWED = {
     "models": {"costs", "store"},  # a training backend prices its attempts, mirrors its files
     "batches": {"store"},
     "steps": {"batches", "decide", "models", "costs", "store"},
-    "app": {"steps", "batches", "decide", "models", "costs", "store"},
+    # the live loop: serving needs no Airflow and no steps; the monitor is a peer of steps
+    # (it reuses their rollback)
+    "serve": {"models", "store"},
+    "monitor": {"steps", "batches", "decide", "models", "store"},
+    "app": {"steps", "batches", "decide", "models", "costs", "store", "serve", "monitor"},
 }
 
 

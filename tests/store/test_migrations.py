@@ -137,3 +137,30 @@ def test_new_database_is_created_at_head(db_url: str) -> None:
         names = set(sa.inspect(conn).get_table_names())
     assert {"batches", "decisions", "costs", "audit", "label_files"} <= names
     led.dispose()
+
+
+def _open_new_ledger(url: str, answers) -> None:  # noqa: ANN001 - a multiprocessing queue
+    try:
+        Ledger(url).batches("elec2")
+        answers.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        answers.put(repr(exc)[:300])
+
+
+def test_processes_opening_a_new_sqlite_ledger_at_once_all_succeed(tmp_path) -> None:  # noqa: ANN001
+    """Two Airflow tasks can open a ledger that does not exist yet at the same moment: each
+    migrates on first use, and without a lock both created the tables ("table batches
+    already exists" failed the slower one about one time in four)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'ledger{round_}.db'}"
+        answers = ctx.Queue()
+        procs = [ctx.Process(target=_open_new_ledger, args=(url, answers)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        assert [answers.get(timeout=5) for _ in procs] == ["ok"] * 4
+        assert sa.inspect(sa.create_engine(url)).has_table("batches")

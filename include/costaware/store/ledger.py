@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import math
 import threading
@@ -129,7 +130,7 @@ label_files = sa.Table(
 # final: priced (the note says when the billed time is a lower bound); running: started, not
 # ended yet; lost: its cost is unknown (the process died leaving no sign of when).
 COST_STATUSES = ("final", "running", "lost")
-HEAD = "0002"
+HEAD = "0003"
 _upgraded: set[str] = set()
 _upgrade_lock = threading.Lock()
 
@@ -138,14 +139,16 @@ def upgrade(engine: Engine) -> None:
     """Bring the ledger's schema to the newest revision, keeping every row.
 
     A database created before migrations existed (tables, no ``alembic_version``) is
-    stamped at the baseline first. On PostgreSQL an advisory lock keeps two workers that
-    start at once from migrating together."""
+    stamped at the baseline first. Two processes that start at once never migrate together:
+    on PostgreSQL an advisory lock keeps them apart, on SQLite a lock file beside the
+    database (two tasks opening a new SQLite ledger at the same moment both created the
+    tables otherwise: "table batches already exists")."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
-    with engine.begin() as conn:
+    with _sqlite_schema_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("schema")})
         names = set(sa.inspect(conn).get_table_names())
@@ -153,6 +156,20 @@ def upgrade(engine: Engine) -> None:
         if "batches" in names and "alembic_version" not in names:
             command.stamp(cfg, "0001")
         command.upgrade(cfg, "head")
+
+
+@contextlib.contextmanager
+def _sqlite_schema_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with Path(f"{database}.schema-lock").open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def drop_all(engine: Engine) -> None:
@@ -255,8 +272,6 @@ class Ledger:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), key)
                     conn.commit()
             return
-        import fcntl
-
         db = self.engine.url.database
         folder = Path(db).parent if db and db != ":memory:" else Path.cwd()
         with (folder / f".costaware-lock-{model}").open("a") as f:
@@ -384,3 +399,133 @@ class Ledger:
             audit, audit.c.model == model, audit.c.action.in_(["promote", "rollback"])
         )
         return rows[-1] if rows else None
+
+
+# -- the live loop (serving log, delayed labels, monitor runs; migration 0003) ----------------
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", _BIG_ID, primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(100), nullable=False),
+    sa.Column("ts", sa.DateTime, nullable=False),  # when it was served (naive UTC)
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("version", sa.String(20), nullable=False),  # the registry version that scored it
+    sa.Column("alias", sa.String(20), nullable=False),  # champion | challenger (canary)
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.UniqueConstraint("model", "request_id", name="uq_predictions_model_request"),
+    sa.Index("ix_predictions_model_ts", "model", "ts"),
+)
+
+prediction_labels = sa.Table(
+    "prediction_labels",
+    metadata,
+    sa.Column("id", _BIG_ID, primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(100), nullable=False),
+    sa.Column("label", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("model", "request_id", name="uq_prediction_labels_model_request"),
+)
+
+monitor_runs = sa.Table(
+    "monitor_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("window_end", sa.DateTime, nullable=False),
+    sa.Column("champion_version", sa.String(20)),
+    sa.Column("verdict", sa.String(20), nullable=False),  # ok|suspect|degraded|no_data
+    sa.Column("action", sa.String(20), nullable=False),  # none | alert | rollback | retrain
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, default=_now),
+    sa.UniqueConstraint("model", "run_id", name="uq_monitor_runs_model_run"),
+)
+
+
+def _insert_ignoring_duplicates(table: sa.Table, keys: list[str]) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for PostgreSQL and SQLite: replaying a
+    batch that was already committed (a crash between commit and removing its spool file)
+    adds nothing."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return {
+        "postgresql": postgresql.insert(table).on_conflict_do_nothing(index_elements=keys),
+        "sqlite": sqlite.insert(table).on_conflict_do_nothing(index_elements=keys),
+    }
+
+
+def log_predictions(ledger: Ledger, rows: list[dict[str, Any]]) -> int:
+    """Insert logged predictions in one transaction; a row whose (model, request_id) is
+    already there is left as it is. Returns how many rows were new."""
+    if not rows:
+        return 0
+    stmt = _insert_ignoring_duplicates(predictions, ["model", "request_id"])[
+        ledger.engine.dialect.name
+    ]
+    with ledger.engine.begin() as conn:
+        result = conn.execute(stmt, [{**r, "features": _json_safe(r["features"])} for r in rows])
+    return max(int(result.rowcount or 0), 0)
+
+
+def known_request_ids(ledger: Ledger, model: str, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are logged predictions of ``model``."""
+    found: set[str] = set()
+    with ledger.engine.connect() as conn:
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i : i + 1000]
+            stmt = sa.select(predictions.c.request_id).where(
+                predictions.c.model == model, predictions.c.request_id.in_(chunk)
+            )
+            found.update(r[0] for r in conn.execute(stmt))
+    return found
+
+
+def record_labels(
+    ledger: Ledger, model: str, labels: dict[str, str], received_at: dt.datetime
+) -> dict[str, list[str]]:
+    """Store delayed labels by request id. Idempotent: the same label again is
+    ``unchanged``; a different label for an id that has one is a ``conflict`` and is not
+    overwritten (the first answer stays; the caller is told)."""
+    out: dict[str, list[str]] = {"stored": [], "unchanged": [], "conflict": []}
+    if not labels:
+        return out
+    ids = list(labels)
+    with ledger.engine.begin() as conn:
+        have: dict[str, str] = {}
+        for i in range(0, len(ids), 1000):
+            stmt = sa.select(prediction_labels.c.request_id, prediction_labels.c.label).where(
+                prediction_labels.c.model == model,
+                prediction_labels.c.request_id.in_(ids[i : i + 1000]),
+            )
+            have.update({r[0]: r[1] for r in conn.execute(stmt)})
+        new = []
+        for rid, label in labels.items():
+            if rid not in have:
+                new.append(
+                    {"model": model, "request_id": rid, "label": label, "received_at": received_at}
+                )
+                out["stored"].append(rid)
+            elif have[rid] == label:
+                out["unchanged"].append(rid)
+            else:
+                out["conflict"].append(rid)
+        if new:
+            stmt = _insert_ignoring_duplicates(prediction_labels, ["model", "request_id"])[
+                conn.dialect.name
+            ]
+            conn.execute(stmt, new)
+    return out
+
+
+def record_monitor_run(ledger: Ledger, **row: Any) -> None:
+    ledger._upsert(monitor_runs, ("model", "run_id"), row)
+
+
+def monitor_history(ledger: Ledger, model: str) -> list[dict[str, Any]]:
+    return ledger._select(monitor_runs, monitor_runs.c.model == model)
