@@ -42,6 +42,7 @@ from costaware.app.dag_defaults import (
     model_dag_kwargs,
     with_run_params,
 )
+from costaware.app.monitor_schedule import retrain_schedule
 from costaware.config import ModelConfig, load_models_for_dags
 
 
@@ -63,6 +64,19 @@ def _run_params() -> Any:
         return RunParams.parse({**context["params"], **(context["dag_run"].conf or {})})
     except ConfigError as exc:
         raise AirflowFailException(str(exc)) from exc  # a retry cannot fix the input
+
+
+def _no_retry(step: Any, *args: Any) -> Any:
+    """Run a step; data that no retry can fix (``DataError``: a string where a number is
+    declared, a category outside the declared set) fails the task at once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from costaware.errors import DataError
+
+    try:
+        return step(*args)
+    except DataError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def trigger_params(cfg: ModelConfig) -> dict[str, Param]:
@@ -110,7 +124,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         **model_dag_kwargs(cfg, "retrain"),
         doc_md=__doc__,
         description=cfg.description.strip() or f"cost-aware retraining of {model}",
-        schedule=cfg.airflow.schedule,
+        schedule=retrain_schedule(cfg),  # its cron, or also the monitor's Asset event
     )
     def retrain() -> None:
         @task.short_circuit
@@ -137,13 +151,13 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         def measure_drift(validated: dict[str, Any]) -> dict[str, Any]:
             from costaware.steps.measure import measure_drift as step
 
-            return step(_ctx(model), validated)
+            return _no_retry(step, _ctx(model), validated)
 
         @task
         def measure_performance(validated: dict[str, Any]) -> dict[str, Any]:
             from costaware.steps.measure import measure_performance as step
 
-            return step(_ctx(model))
+            return _no_retry(step, _ctx(model))
 
         @task
         def estimate_cost(validated: dict[str, Any]) -> dict[str, Any]:
@@ -204,13 +218,13 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             if not (decision["train"] or approved):
                 said = f"; approval: {answer.get('chosen_options')} by {who}" if answer else ""
                 raise AirflowSkipException(f"not retraining: {decision['reason']}{said}")
-            return step(_ctx(model), validated["batch_id"])
+            return _no_retry(step, _ctx(model), validated["batch_id"])
 
         @task
         def evaluate_challenger(trained: dict[str, Any]) -> dict[str, Any]:
             from costaware.steps.evaluate import evaluate_challenger as step
 
-            return step(_ctx(model), trained["version"])
+            return _no_retry(step, _ctx(model), trained["version"])
 
         @task
         def promote_or_reject(

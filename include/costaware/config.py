@@ -44,7 +44,73 @@ DISTANCE_METHODS = frozenset(
     {"psi", "wasserstein", "jensenshannon", "kl_div", "hellinger", "energy", "TVD"}
 )
 DRIFT_METHODS = PVALUE_METHODS | DISTANCE_METHODS
-METRICS = ("roc_auc", "accuracy", "log_loss")
+# Methods that compare numbers only: a categorical column (a categorical feature, or the
+# predicted class of a multiclass model) needs one of the others (psi, chisquare, ...).
+NUMERIC_ONLY_METHODS = frozenset(
+    {
+        "wasserstein",
+        "ks",
+        "t_test",
+        "mannw",
+        "anderson",
+        "cramer_von_mises",
+        "epps_singleton",
+        "energy",
+        "empirical_mmd",
+    }
+)
+TARGET_KINDS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric, defined once: the target kinds it applies to and its direction.
+
+    Every comparison in costaware is made on *points*: ``sign × scale × value`` with sign −1
+    for a metric where lower is better, so "more points" always means "better" and a gain
+    is positive whatever the metric. ``scale`` is 100 for rates in [0, 1] (a point is one
+    hundredth: one ROC AUC point, one accuracy point) and 1 for errors in the target's own
+    unit (one RMSE point is one unit of the target)."""
+
+    name: str
+    kinds: tuple[str, ...]
+    higher_is_better: bool
+    scale: float
+    unit: str
+    probabilities: bool  # reads scores as class probabilities (must lie in [0, 1])
+    per_row_mean: bool  # a mean of per-row terms (its paired standard error is exact)
+
+    def points(self, value: Any) -> Any:
+        """Points from the metric's value (a number or a NumPy array of them)."""
+        return (1.0 if self.higher_is_better else -1.0) * self.scale * value
+
+    def value(self, points: float) -> float:
+        """The metric in its own unit from points (the inverse of ``points``)."""
+        return (1.0 if self.higher_is_better else -1.0) * points / self.scale
+
+
+_CLASSIFICATION = ("binary", "multiclass")
+METRIC_SPECS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in (
+        MetricSpec("roc_auc", _CLASSIFICATION, True, 100.0, "ROC AUC × 100", False, False),
+        MetricSpec("accuracy", _CLASSIFICATION, True, 100.0, "accuracy %", True, True),
+        MetricSpec("log_loss", _CLASSIFICATION, False, 100.0, "log loss × 100", True, True),
+        MetricSpec("macro_f1", _CLASSIFICATION, True, 100.0, "macro F1 × 100", True, False),
+        MetricSpec("rmse", ("regression",), False, 1.0, "target units", False, False),
+        MetricSpec("mae", ("regression",), False, 1.0, "target units", False, True),
+        MetricSpec("r2", ("regression",), True, 100.0, "R² × 100", False, False),
+    )
+}
+METRICS = tuple(METRIC_SPECS)
+
+
+def category_text(value: Any) -> str:
+    """A category value as text, the same for 3, 3.0 and "3" (a CSV column with a missing
+    value reads integers as floats): how categories are compared everywhere."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class _Strict(BaseModel):
@@ -78,8 +144,32 @@ class DataSpec(_Strict):
 
 
 class Target(_Strict):
+    """The label column. ``binary``: ``positive`` is the class scored; ``multiclass``:
+    ``classes`` lists every class (a model scores one probability per class, in this
+    order); ``regression``: a number."""
+
     name: str
+    kind: Literal["binary", "multiclass", "regression"] = "binary"
     positive: int | str = 1
+    classes: list[int | str] | None = None
+
+    @model_validator(mode="after")
+    def _classes_fit_kind(self) -> Target:
+        if self.kind == "multiclass":
+            if not self.classes or len(self.classes) < 3:
+                raise ValueError(
+                    f"target.classes: a multiclass target lists its 3 or more classes "
+                    f"(got {self.classes!r}); for two classes use kind: binary with positive"
+                )
+            dupes = sorted({str(c) for c in self.classes if self.classes.count(c) > 1})
+            if dupes:
+                raise ValueError(f"target.classes lists {dupes} twice")
+        elif self.classes is not None:
+            raise ValueError(
+                f"target.classes is only for kind: multiclass (this target is {self.kind}); "
+                "remove it" + (" and set positive" if self.kind == "binary" else "")
+            )
+        return self
 
 
 class DriftColumn(_Strict):
@@ -129,9 +219,74 @@ class SpotSpec(_Strict):
     seed: int = 0
 
 
+class SageMakerSpec(_Strict):
+    """``training.sagemaker``: how a ``backend: sagemaker`` model trains on SageMaker (README
+    "Training on cloud spot capacity"). Credentials come from the Airflow connection."""
+
+    role_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
+        description="the IAM role SageMaker assumes to read the data and write the model",
+    )
+    # None: SageMaker's built-in XGBoost algorithm image of the region (image_version).
+    image: str | None = None
+    image_version: str = "1.7-1"
+    # Script mode: a framework container (image) runs ``script`` from the ``source`` tarball.
+    script: str | None = None
+    source: str | None = Field(default=None, pattern=r"^s3://[^/]+/.+")
+    # Instance types the job may run on (SageMaker's ml.* names); empty: training.instance_type.
+    # With more than one, the cheapest by spot price x interruption risk is chosen (placement).
+    instance_types: list[str] = []
+    zones: list[str] = []  # availability zones the placement may consider; empty: all
+    instance_count: int = Field(default=1, ge=1)
+    volume_gb: int = Field(default=30, ge=1)
+    max_run_minutes: float = Field(default=60, gt=0)
+    max_wait_minutes: float = Field(default=120, gt=0, description="spot: run + waiting")
+    checkpoints: bool = True
+    aws_conn_id: str = "aws_default"
+    poll_seconds: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SageMakerSpec:
+        if self.max_wait_minutes < self.max_run_minutes:
+            raise ValueError(
+                f"sagemaker.max_wait_minutes ({self.max_wait_minutes}) must be at least "
+                f"max_run_minutes ({self.max_run_minutes}): SageMaker counts the spot wait in it"
+            )
+        if (self.script or self.source) and not (self.script and self.source and self.image):
+            raise ValueError(
+                "sagemaker script mode needs image (the framework container), script (the "
+                "entry point) and source (s3:// URI of the code tarball) together"
+            )
+        return self
+
+
+ALGORITHMS = ("xgboost", "lightgbm", "sklearn", "custom", "sklearn_hgb", "sklearn_logreg")
+# Algorithms that continue training from a checkpoint (chunks of rounds); the others train in
+# one chunk.
+INCREMENTAL_ALGORITHMS = frozenset({"xgboost", "lightgbm", "sklearn_hgb"})
+_IMPORT_PATH = r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$"
+_ENTRY_POINT = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+
+
 class TrainingSpec(_Strict):
-    backend: str = "local"
-    algorithm: Literal["xgboost", "sklearn_hgb", "sklearn_logreg"] = "xgboost"
+    backend: Literal["local", "sagemaker"] = "local"
+    sagemaker: SageMakerSpec | None = None
+    # xgboost | lightgbm: boosted trees trained in chunks of rounds (checkpoints, spot
+    # resume); sklearn: ``estimator`` (an estimator class or a function returning a
+    # pipeline, by import path) called with ``params``; custom: ``entry_point``
+    # ``package.module:function(frame, config) -> fitted model`` (README "Model kinds").
+    # sklearn_hgb / sklearn_logreg: the earlier shortcuts, kept working.
+    algorithm: Literal[
+        "xgboost", "lightgbm", "sklearn", "custom", "sklearn_hgb", "sklearn_logreg"
+    ] = "xgboost"
+    estimator: str | None = Field(
+        default=None,
+        pattern=_IMPORT_PATH,
+        description="sklearn: import path of an estimator class or pipeline factory",
+    )
+    entry_point: str | None = Field(
+        default=None, pattern=_ENTRY_POINT, description="custom: package.module:function"
+    )
     window_batches: int = Field(default=8, ge=1)
     min_train_rows: int = Field(default=500, ge=10)
     params: dict[str, Any] = {}
@@ -147,6 +302,22 @@ class TrainingSpec(_Strict):
     )
     spot: SpotSpec = SpotSpec()
     timeout_minutes: float = Field(default=30, gt=0)
+
+    @model_validator(mode="after")
+    def _cloud_backend(self) -> TrainingSpec:
+        if self.backend == "sagemaker" and self.sagemaker is None:
+            raise ValueError(
+                "training.backend is sagemaker but there is no training.sagemaker block; "
+                "add one with at least role_arn"
+            )
+        if self.backend == "sagemaker" and self.sagemaker is not None:
+            if self.spot.enabled and not self.sagemaker.checkpoints:
+                raise ValueError(
+                    "training.sagemaker.checkpoints is false with spot enabled: a reclaimed "
+                    "spot job would start over and pay again; set checkpoints: true or "
+                    "training.spot.enabled: false"
+                )
+        return self
 
 
 CONNECTIONS = {"aws_conn_id": "aws_default", "gcp_conn_id": "google_cloud_default"}
@@ -242,6 +413,55 @@ class AirflowSpec(_Strict):
         )
 
 
+class ServingSpec(_Strict):
+    """``costaware serve``: the live model behind the registry alias ``champion`` (README,
+    "The live loop")."""
+
+    canary_share: float = Field(
+        default=0.0, ge=0, le=1, description="share of requests scored by `challenger`"
+    )
+    alias_poll_seconds: float = Field(
+        default=10.0, gt=0, description="how often the server re-reads the aliases"
+    )
+    flush_interval_seconds: float = Field(
+        default=0.2, gt=0, description="logged predictions are written at least this often"
+    )
+    batch_records: int = Field(default=500, ge=1, description="records per log write")
+    spool_max_mb: float = Field(
+        default=256, gt=0, description="on-disk spool bound while the ledger is slow or down"
+    )
+    max_pending_records: int = Field(
+        default=100_000, ge=1, description="records held in memory before /predict answers 503"
+    )
+    protect_predictions: bool = Field(
+        default=False, description="/predict and /labels need the token too"
+    )
+
+
+class MonitorSpec(_Strict):
+    """``monitor_<model>``: the live model between retrains (README, "The live loop")."""
+
+    schedule: str | None = "@hourly"
+    window_hours: float = Field(default=24, gt=0, description="one monitoring window")
+    history_windows: int = Field(default=28, ge=1, description="windows of metric history")
+    min_rows: int = Field(
+        default=30, ge=2, description="fewest labelled rows a window's metric needs"
+    )
+    tolerance_points: float = Field(
+        default=2.0, ge=0, description="metric points below the reference that count as decay"
+    )
+    act_on_estimate: bool = Field(
+        default=False, description="the label-free estimate alone may trigger the action"
+    )
+    on_degradation: Literal["alert", "rollback", "retrain"] = "alert"
+    drift_max_rows: int = Field(default=200_000, ge=100)
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, v: str | None) -> str | None:
+        return AirflowSpec._known_schedule(v)
+
+
 class ModelConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")
     description: str = ""
@@ -250,12 +470,14 @@ class ModelConfig(_Strict):
     target: Target
     validation_suite: str
     drift: DriftSpec = DriftSpec()
-    metric: Literal["roc_auc", "accuracy", "log_loss"] = "roc_auc"
+    metric: Literal["roc_auc", "accuracy", "log_loss", "macro_f1", "rmse", "mae", "r2"] = "roc_auc"
     evaluation: EvaluationSpec = EvaluationSpec()
     training: TrainingSpec = TrainingSpec()
     cost_policy: CostPolicy
     tags: Tags
     airflow: AirflowSpec = AirflowSpec()
+    serving: ServingSpec = ServingSpec()
+    monitor: MonitorSpec = MonitorSpec()
     source_file: str | None = None
 
     @model_validator(mode="after")
@@ -271,16 +493,94 @@ class ModelConfig(_Strict):
             raise ValueError(f"drift.columns names unknown features {unknown}; features: {names}")
         if self.tags.model != self.name:
             raise ValueError(f"tags.model is {self.tags.model!r} but the model is {self.name!r}")
+        self._check_kinds()
+        for col, spec in self.drift.columns.items():
+            if spec.method in NUMERIC_ONLY_METHODS and col in self.categorical_features:
+                raise ValueError(
+                    f"drift.columns.{col}.method {spec.method!r} compares numbers, but {col!r} "
+                    f"is categorical; use one of {sorted(DRIFT_METHODS - NUMERIC_ONLY_METHODS)}"
+                )
+        if self.target.kind == "multiclass" and self.drift.prediction.method in (
+            NUMERIC_ONLY_METHODS
+        ):
+            raise ValueError(
+                f"drift.prediction.method {self.drift.prediction.method!r} compares numbers, but "
+                "a multiclass model's prediction is a class; use psi, chisquare, jensenshannon..."
+            )
         return self
+
+    def _check_kinds(self) -> None:
+        """Combinations of target kind, metric, algorithm and feature declarations."""
+        spec, kind = METRIC_SPECS[self.metric], self.target.kind
+        if kind not in spec.kinds:
+            fitting = [m.name for m in METRIC_SPECS.values() if kind in m.kinds]
+            raise ValueError(
+                f"metric {self.metric!r} does not apply to a {kind} target "
+                f"(target {self.target.name!r}); allowed for {kind}: {fitting}"
+            )
+        t = self.training
+        if t.algorithm == "sklearn" and not t.estimator:
+            raise ValueError(
+                "training.algorithm sklearn needs training.estimator: the import path of an "
+                "estimator class or pipeline factory, e.g. sklearn.ensemble.RandomForestClassifier"
+            )
+        if t.algorithm == "custom" and not t.entry_point:
+            raise ValueError(
+                "training.algorithm custom needs training.entry_point: package.module:function, "
+                "a function(frame, config) returning a fitted model (README, Model kinds)"
+            )
+        if t.estimator and t.algorithm != "sklearn":
+            raise ValueError(
+                f"training.estimator is only read by algorithm sklearn, not {t.algorithm}"
+            )
+        if t.entry_point and t.algorithm != "custom":
+            raise ValueError(
+                f"training.entry_point is only read by algorithm custom, not {t.algorithm}"
+            )
+        if t.algorithm in ("sklearn_hgb", "sklearn_logreg") and kind != "binary":
+            raise ValueError(
+                f"training.algorithm {t.algorithm} trains binary targets only; for a {kind} "
+                "target use xgboost, lightgbm, sklearn (with estimator) or custom"
+            )
+        cats = [f.name for f in self.features if f.type == "categorical"]
+        if cats and t.algorithm in ("sklearn_hgb", "sklearn_logreg"):
+            raise ValueError(
+                f"training.algorithm {t.algorithm} takes numeric features only, but {cats} "
+                "are categorical; use xgboost, lightgbm, sklearn (a pipeline with its encoder) "
+                "or custom"
+            )
+        for f in self.features:
+            if f.type == "categorical" and (f.min is not None or f.max is not None):
+                raise ValueError(
+                    f"feature {f.name!r} is categorical: min/max do not apply (use categories)"
+                )
+            if f.type == "numeric" and f.categories is not None:
+                raise ValueError(
+                    f"feature {f.name!r} is numeric: categories apply to type: categorical only"
+                )
+            if f.categories is not None and len(set(map(str, f.categories))) != len(f.categories):
+                raise ValueError(f"feature {f.name!r}: categories lists a value twice")
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
+    @property
+    def metric_spec(self) -> MetricSpec:
+        return METRIC_SPECS[self.metric]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [f.name for f in self.features if f.type == "categorical"]
+
     def drift_for(self, column: str) -> DriftColumn:
-        return self.drift.columns.get(
-            column, DriftColumn(method=self.drift.method, threshold=self.drift.threshold)
-        )
+        if column in self.drift.columns:
+            return self.drift.columns[column]
+        if column in self.categorical_features and self.drift.method in NUMERIC_ONLY_METHODS:
+            # The model-wide method compares numbers: a categorical column takes PSI on its
+            # categories at DriftSpec's default threshold (0.2, the usual "significant shift").
+            return DriftColumn(method="psi", threshold=DriftSpec().threshold)
+        return DriftColumn(method=self.drift.method, threshold=self.drift.threshold)
 
 
 def _format_errors(path: Path, err: ValidationError) -> str:

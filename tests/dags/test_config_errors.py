@@ -108,7 +108,7 @@ def test_missing_models_folder_is_reported(
 
     monkeypatch.setenv("COSTAWARE_MODELS_DIR", str(tmp_path / "nope"))
     bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert set(bag.dag_ids) == {"finops_showback"}
+    assert set(bag.dag_ids) == {"finops_showback", "finops_housekeeping"}
     (error,) = bag.import_errors.values()
     assert f"{tmp_path / 'nope'}: no such folder of model configs" in error
 

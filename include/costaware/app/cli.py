@@ -123,6 +123,13 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from costaware.serve.app import serve
+
+    serve(args.model, host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="costaware", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -149,12 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     af = sub.add_parser("airflow", help="run an airflow command on costaware's state")
     af.add_argument("args", nargs=argparse.REMAINDER, help="e.g. standalone, dags list")
     af.set_defaults(func=_cmd_airflow)
+    sv = sub.add_parser("serve", help="serve MODEL's champion over HTTP, logging every prediction")
+    sv.add_argument("model")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.set_defaults(func=_cmd_serve)
     from costaware.app.cli_costs import add_costs_commands
 
     add_costs_commands(sub)
     from costaware.app.stack import add_stack_command
 
     add_stack_command(sub)
+    from costaware.app.init_model import add_init_model_command
+
+    add_init_model_command(sub)
     return p
 
 
