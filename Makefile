@@ -17,13 +17,19 @@ FOCUS_VENV := .venv-focus
 
 setup: $(VENV)/.installed $(FOCUS_VENV)/.installed compose-tool ## create the virtualenvs, pinned
 
-# Debian's docker-compose (1.29) checks docker-compose.yaml without a Docker engine; the tests
-# use it. Installed with apt when missing and allowed (root), else say what to run.
+# Programs the tests use, from Debian's packages: docker-compose (1.29) checks
+# docker-compose.yaml without a Docker engine; chromium is the real browser the Costaware page
+# is tested in (Playwright drives it); promtool (package prometheus) checks the Prometheus
+# configuration and the dashboards' queries. Installed with apt when missing and allowed
+# (root), else say what to run.
+SYSTEM_TOOLS := docker-compose:docker-compose chromium:chromium promtool:prometheus
 compose-tool:
-	@command -v docker-compose >/dev/null || { \
+	@missing=""; for t in $(SYSTEM_TOOLS); do \
+	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; \
-	  else echo "tests/deploy needs docker-compose: sudo apt-get install docker-compose"; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "the tests need:$$missing — sudo apt-get install$$missing"; exit 1; fi; fi
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -8,84 +8,25 @@ way to see the trigger form's validation and the task processes that production 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from costaware.app.airflow_env import airflow_env, ensure_airflow_db
 from costaware.app.replay import land_batch
 from costaware.store.ledger import Ledger
 
 from ..conftest import make_settings
-from ..support.airflow_api import AirflowApi
+from ..support.standalone import airflow_standalone
 from .harness import WEEKS
 
-READY_S, RUN_S = 240, 420
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+RUN_S = 420
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("scheduler")
-    settings = make_settings(home)
-    ensure_airflow_db(settings)
-    port = _free_port()
-    env = {
-        **os.environ,
-        **airflow_env(settings),
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        # Task processes report to the API server's execution API (default port 8080).
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
-    }
-    env.pop("COSTAWARE_DB_URL", None)
-    log = (home / "standalone.log").open("w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("airflow")), "standalone"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    api = AirflowApi(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + READY_S
-        while True:
-            try:
-                status, health = api.call("GET", "/api/v2/monitor/health")
-                if status == 200 and health["scheduler"]["status"] == "healthy":
-                    break
-            except (OSError, KeyError):
-                pass
-            assert proc.poll() is None, (home / "standalone.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "airflow standalone did not become healthy"
-            time.sleep(2)
-        pw_file = settings.airflow_home / "simple_auth_manager_passwords.json.generated"
-        password = json.loads(pw_file.read_text())["admin"]
-        status, token = api.call("POST", "/auth/token", {"username": "admin", "password": password})
-        assert status in (200, 201), token
-        api.token = token["access_token"]
+    settings = make_settings(tmp_path_factory.mktemp("scheduler"))
+    with airflow_standalone(settings) as api:
         yield api, settings
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_trigger_form_rejects_invalid_values(server) -> None:

@@ -15,10 +15,6 @@ MaxWaitTimeExceeded → the task fails, its cost in the ledger all the same.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +23,12 @@ from typing import Any
 import pytest
 import yaml
 
-from costaware.app.airflow_env import airflow_env, ensure_airflow_db
 from costaware.store.ledger import Ledger
 
 from ..conftest import ROOT, make_settings, moto_server
 from ..models.training import cloud
 from ..support.airflow_api import AirflowApi
-from ..support.servers import free_port
+from ..support.standalone import airflow_standalone
 
 pytestmark = pytest.mark.slow
 READY_S, STATE_S = 240, 180
@@ -121,10 +116,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cloud.add_stop_training_job(mp)
     with moto_server() as moto:
         settings = make_settings(home)
-        ensure_airflow_db(settings)
-        # The ledger migrated before two tasks first use it at once: concurrent first use of a
-        # fresh SQLite ledger raced its migration here ("table batches already exists").
-        Ledger(settings.db_url).run_costs("elec2", "none")
         dags = home / "dags"
         dags.mkdir()
         job = {
@@ -140,7 +131,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "mirror": "s3://costaware/state/work/elec2/cloud",
         }
         (dags / "spot_cloud.py").write_text(DAG_FILE.replace("{JOB}", repr(job)))
-        port = free_port()
         conn = {
             "conn_type": "aws",
             "login": "testing",
@@ -148,66 +138,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "extra": {"endpoint_url": moto, "region_name": cloud.REGION},
         }
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-            **airflow_env(settings),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
             f"AIRFLOW_CONN_{cloud.CONN_ID.upper()}": json.dumps(conn),
             "COSTAWARE_MODELS_DIR": str(_model_dir(home)),
-            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
         }
-        env.pop("COSTAWARE_DB_URL", None)
-        log = (home / "standalone.log").open("w")
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("airflow")), "standalone"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        api = AirflowApi(f"http://127.0.0.1:{port}")
         try:
-            deadline = time.monotonic() + READY_S
-            while True:
-                try:
-                    status, health = api.call("GET", "/api/v2/monitor/health")
-                    if status == 200 and health["triggerer"]["status"] == "healthy":
-                        break
-                except (OSError, KeyError, TypeError):
-                    pass
-                assert proc.poll() is None, (home / "standalone.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "airflow standalone did not become healthy"
-                time.sleep(2)
-            pw_file = settings.airflow_home / "simple_auth_manager_passwords.json.generated"
-            password = json.loads(pw_file.read_text())["admin"]
-            status, token = api.call(
-                "POST", "/auth/token", {"username": "admin", "password": password}
-            )
-            assert status in (200, 201), token
-            api.token = token["access_token"]
-            deadline = time.monotonic() + READY_S
-            while api.call("GET", f"/api/v2/dags/{DAG_ID}")[0] != 200:
-                assert time.monotonic() < deadline, "the test DAG was never parsed"
-                time.sleep(2)
-            for dag_id in (DAG_ID, TIMEOUT_DAG):
-                while api.call("GET", f"/api/v2/dags/{dag_id}")[0] != 200:
-                    assert time.monotonic() < deadline, f"{dag_id} was never parsed"
-                    time.sleep(2)
-                status, _ = api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-                assert status == 200
-            yield {"api": api, "settings": settings, "describes": describes, "home": home}
+            with airflow_standalone(
+                settings, env, healthy=("triggerer",), drop=("AWS_",), ready_s=READY_S
+            ) as api:
+                deadline = time.monotonic() + READY_S
+                for dag_id in (DAG_ID, TIMEOUT_DAG):
+                    while api.call("GET", f"/api/v2/dags/{dag_id}")[0] != 200:
+                        assert time.monotonic() < deadline, f"{dag_id} was never parsed"
+                        time.sleep(2)
+                    status, _ = api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+                    assert status == 200
+                yield {"api": api, "settings": settings, "describes": describes, "home": home}
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-            log.close()
             mp.undo()
 
 

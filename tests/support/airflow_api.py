@@ -12,12 +12,12 @@ from typing import Any
 
 class AirflowApi:
     def __init__(self, base: str) -> None:
-        self.base, self.token = base, ""
+        self.base, self.token, self.password = base, "", ""
 
     def login(self, user: str, password: str) -> AirflowApi:
         status, body = self.call("POST", "/auth/token", {"username": user, "password": password})
         assert status in (200, 201), body
-        self.token = body["access_token"]
+        self.token, self.password = body["access_token"], password
         return self
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -111,12 +111,17 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     # Local UI login: user admin; Airflow writes the generated password to this file.
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    # On a laptop: one API worker and four LocalExecutor workers instead of one per CPU
+    # (each an Airflow process of ~200 MB); a person's setting wins.
+    env.setdefault("AIRFLOW__API__WORKERS", "1")
+    env.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
     ensure_airflow_db(settings)
     exe = shutil.which("airflow", path=os.path.dirname(sys.executable)) or "airflow"
     pw = settings.airflow_home / "simple_auth_manager_passwords.json.generated"
     print(
         f"AIRFLOW_HOME={settings.airflow_home}\nUI: http://localhost:8080  user: admin  "
-        f"password: in {pw} (also printed by Airflow below)",
+        f"password: in {pw} (also printed by Airflow below)\n"
+        "Costaware page: http://localhost:8080/plugin/costaware (Browse -> Costaware)",
         flush=True,
     )
     os.execve(exe, [exe, *args.args], env)
