@@ -116,6 +116,17 @@ def pytest_configure(config: pytest.Config) -> None:
     apply_airflow_env(_AIRFLOW_STATE)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs two workers), a module's tests stay on one
+    worker: module fixtures here start whole stacks (Celery, airflow standalone, MLflow
+    servers) that must be built once, not once per worker. Groups set elsewhere (the fault
+    matrices, tests/faults/conftest.py) are kept."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     import shutil
 

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,7 +38,18 @@ REQUIRED_SERVICES = {
     "postgres", "redis", "minio", "minio-init", "mlflow", "airflow-init", "airflow-apiserver",
     "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
     "airflow-worker-1", "airflow-worker-2",
+    "statsd-exporter", "prometheus-token", "prometheus", "grafana",
 }  # fmt: skip
+DEPLOY = ROOT / "deploy"
+# Airflow's StatsD settings the dashboards rely on: metric names without variables in them,
+# dag_id / task_id as tags the exporter turns into labels (statsd-mapping.yml), and the prefix
+# the dashboard's Airflow panels query (airflow_<name>, tests/ui/test_dashboards.py).
+STATSD_SETTINGS = {
+    "AIRFLOW__METRICS__STATSD_ON": "true",
+    "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+    "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "true",
+    "AIRFLOW__METRICS__LEGACY_NAMES_ON": "false",
+}
 # The restart policies of long-running services; a one-shot service (an init) has "no".
 RESTARTING = {"always", "unless-stopped"}
 # An environment key that names a secret (not a file or a connection id holding one).
@@ -298,6 +310,127 @@ def check_topology(cfg: dict[str, Any]) -> list[str]:
     return problems
 
 
+def listens_on(svc: dict[str, Any]) -> set[str]:
+    """Each "port/proto" a service declares it listens on: `expose` and the container side of
+    `ports` (what other services can reach by its name)."""
+    found = set()
+    for entry in svc.get("expose") or []:
+        port, _, proto = str(entry).partition("/")
+        found.add(f"{port}/{proto or 'tcp'}")
+    for entry in svc.get("ports") or []:
+        if isinstance(entry, dict):
+            found.add(f"{entry['target']}/{entry.get('protocol', 'tcp')}")
+        else:
+            spec, _, proto = str(entry).partition("/")
+            found.add(f"{spec.rsplit(':', 1)[-1]}/{proto or 'tcp'}")
+    return found
+
+
+def check_reachable(cfg: dict[str, Any], where: str, address: str, proto: str = "tcp") -> list[str]:
+    """host:port names a compose service that declares that port."""
+    host, _, port = address.rpartition(":")
+    svc = cfg["services"].get(host)
+    if svc is None:
+        return [f"{where}: {address}: no service {host!r} in docker-compose.yaml"]
+    if f"{port}/{proto}" not in listens_on(svc):
+        return [f"{where}: {address}: {host} does not expose {port}/{proto}"]
+    return []
+
+
+def mounted_from(svc: dict[str, Any], path: str) -> str | None:
+    """What a path inside the container is on the host side of the service's mounts: an
+    absolute path (bind) or "volume:<name>/<rest>"; None when no mount holds it."""
+    best: tuple[int, str] | None = None
+    for entry in svc.get("volumes") or []:
+        source, target = str(entry).split(":")[:2]
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            rest = path[len(target) :].lstrip("/")
+            where = source if source.startswith("/") else f"volume:{source}"
+            if best is None or len(target) > best[0]:
+                best = (len(target), f"{where}/{rest}".rstrip("/"))
+    return best[1] if best else None
+
+
+def flag(svc: dict[str, Any], name: str) -> str | None:
+    """The value of `--name=value` in a service's command."""
+    for arg in svc.get("command") or []:
+        if str(arg).startswith(f"--{name}="):
+            return str(arg).split("=", 1)[1]
+    return None
+
+
+def check_statsd(cfg: dict[str, Any]) -> list[str]:
+    """Every Airflow service sends StatsD, as the dashboards expect, to a service listening."""
+    problems = []
+    for name, svc in airflow_services(cfg).items():
+        env = {k: str(v) for k, v in (svc.get("environment") or {}).items()}
+        for key, want in STATSD_SETTINGS.items():
+            if env.get(key, "").lower() != want:
+                problems.append(f"{name}: {key}={env.get(key)!r}, the dashboards need {want!r}")
+        host = env.get("AIRFLOW__METRICS__STATSD_HOST", "")
+        port = env.get("AIRFLOW__METRICS__STATSD_PORT", "8125")
+        problems += check_reachable(cfg, f"{name}: StatsD", f"{host}:{port}", "udp")
+    return problems
+
+
+def read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def check_dashboards(
+    cfg: dict[str, Any],
+    prometheus: dict[str, Any] | None = None,
+    datasources: dict[str, Any] | None = None,
+    providers: dict[str, Any] | None = None,
+) -> list[str]:
+    """deploy/prometheus and deploy/grafana fit the compose file: every scrape target and the
+    datasource are services and ports; each container reads the repository's file where its
+    configuration says; Prometheus's token file is the one prometheus-token writes."""
+    prometheus = prometheus or read_yaml(DEPLOY / "prometheus/prometheus.yml")
+    datasources = datasources or read_yaml(
+        DEPLOY / "grafana/provisioning/datasources/prometheus.yml"
+    )
+    providers = providers or read_yaml(DEPLOY / "grafana/provisioning/dashboards/costaware.yml")
+    services, problems = cfg["services"], []
+    for job in prometheus["scrape_configs"]:
+        where = f"prometheus.yml job {job['job_name']}"
+        for group in job.get("static_configs") or []:
+            for target in group["targets"]:
+                problems += check_reachable(cfg, where, target)
+        token = (job.get("authorization") or {}).get("credentials_file")
+        if token:
+            read = mounted_from(services.get("prometheus", {}), token)
+            writers = {
+                n: mounted_from(s, str(s["environment"]["TOKEN_FILE"]))
+                for n, s in services.items()
+                if "TOKEN_FILE" in (s.get("environment") or {})
+            }
+            if not read or not read.startswith("volume:") or read not in writers.values():
+                problems.append(
+                    f"{where}: credentials_file {token} is {read} in prometheus, but the "
+                    f"token is written to {writers or 'no TOKEN_FILE'}"
+                )
+    for ds in datasources["datasources"]:
+        where = f"grafana datasource {ds['name']}"
+        problems += check_reachable(cfg, where, urlsplit(ds["url"]).netloc)
+    config = flag(services.get("prometheus", {}), "config.file") or "(no --config.file)"
+    mapping = flag(services.get("statsd-exporter", {}), "statsd.mapping-config") or "(none)"
+    wanted = {  # (service, path in the container): the repository's file or folder
+        ("prometheus", config): DEPLOY / "prometheus/prometheus.yml",
+        ("statsd-exporter", mapping): DEPLOY / "prometheus/statsd-mapping.yml",
+        ("grafana", "/etc/grafana/provisioning"): DEPLOY / "grafana/provisioning",
+    }
+    for provider in providers["providers"]:
+        wanted[("grafana", provider["options"]["path"])] = DEPLOY / "grafana/dashboards"
+    for (name, path), source in wanted.items():
+        if name not in services:
+            continue  # check_topology reports it
+        got = mounted_from(services[name], path)
+        if got != str(source):
+            problems.append(f"{name}: {path} is {got}, want {source.relative_to(ROOT)}")
+    return problems
+
+
 def shell_scripts(svc: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(what, script) for each shell script the container runs: `sh|bash -c SCRIPT` in its
     entrypoint + command, and CMD-SHELL health checks. `$$` is compose's escape for `$`."""
@@ -476,6 +609,8 @@ def resolved_problems(cfg: dict[str, Any], common: dict[str, str]) -> list[str]:
         + check_database_names(cfg, common)
         + check_topology(cfg)
         + check_shell_syntax(cfg)
+        + check_statsd(cfg)
+        + check_dashboards(cfg)
     )
 
 
@@ -702,6 +837,42 @@ RESOLVED_MISTAKES: dict[str, tuple[Mutation, str]] = {
         _set("services.airflow-worker-2.hostname", "airflow-worker-1"),
         "want two Celery workers with distinct hostnames",
     ),
+    "statsd off": (
+        _set("services.airflow-scheduler.environment.AIRFLOW__METRICS__STATSD_ON", "False"),
+        "airflow-scheduler: AIRFLOW__METRICS__STATSD_ON='False', the dashboards need 'true'",
+    ),
+    "statsd legacy names": (
+        _set("services.airflow-worker-1.environment.AIRFLOW__METRICS__LEGACY_NAMES_ON", DELETE),
+        "airflow-worker-1: AIRFLOW__METRICS__LEGACY_NAMES_ON=None",
+    ),
+    "statsd host misspelt": (
+        _set("services.airflow-triggerer.environment.AIRFLOW__METRICS__STATSD_HOST", "statsd"),
+        "airflow-triggerer: StatsD: statsd:9125: no service 'statsd'",
+    ),
+    "statsd exporter without udp": (
+        _set("services.statsd-exporter.expose", ["9102"]),
+        "statsd-exporter:9125: statsd-exporter does not expose 9125/udp",
+    ),
+    "scrape target port": (
+        _set("services.statsd-exporter.expose", ["9125/udp"]),
+        "job airflow: statsd-exporter:9102: statsd-exporter does not expose 9102/tcp",
+    ),
+    "token on another volume": (
+        _set("services.prometheus-token.volumes", ["grafana-data:/opt/airflow/costaware"]),
+        "credentials_file /etc/prometheus-token/airflow-token is volume:prometheus-token/",
+    ),
+    "prometheus config not mounted": (
+        _set("services.prometheus.command", ["--config.file=/etc/prometheus/prom.yml"]),
+        "prometheus: /etc/prometheus/prom.yml is ",
+    ),
+    "dashboards not mounted": (
+        _set(
+            "services.grafana.volumes",
+            [f"{ROOT}/deploy/grafana/provisioning:/etc/grafana/provisioning:ro"],
+        ),
+        "grafana: /var/lib/grafana/dashboards is None, want deploy/grafana/dashboards",
+    ),
+    "no grafana": (_set("services.grafana", DELETE), "missing service grafana"),
 }
 
 
@@ -714,6 +885,88 @@ def test_each_check_reports_its_mistake(
     mutate(cfg)
     problems = resolved_problems(cfg, common)
     assert any(expected in p for p in problems), problems
+
+
+def _replaced(path: Path, old: str, new: str) -> dict[str, Any]:
+    text = path.read_text()
+    assert old in text, f"the mutation no longer applies to {path.relative_to(ROOT)}"
+    return yaml.safe_load(text.replace(old, new, 1))
+
+
+DASHBOARD_MISTAKES = {  # (file under deploy/, text, its replacement, the problem expected)
+    "scrape target not a service": (
+        "prometheus/prometheus.yml",
+        '"airflow-apiserver:8080"',
+        '"costaware-serve:8000"',
+        "job costaware: costaware-serve:8000: no service 'costaware-serve'",
+    ),
+    "token file elsewhere": (
+        "prometheus/prometheus.yml",
+        "credentials_file: /etc/prometheus-token/airflow-token",
+        "credentials_file: /etc/prometheus/airflow-token",
+        "credentials_file /etc/prometheus/airflow-token is ",
+    ),
+    "datasource port": (
+        "grafana/provisioning/datasources/prometheus.yml",
+        "http://prometheus:9090",
+        "http://prometheus:9091",
+        "grafana datasource Prometheus: prometheus:9091: prometheus does not expose 9091/tcp",
+    ),
+    "dashboard folder": (
+        "grafana/provisioning/dashboards/costaware.yml",
+        "path: /var/lib/grafana/dashboards",
+        "path: /etc/grafana/dashboards",
+        "grafana: /etc/grafana/dashboards is None",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(DASHBOARD_MISTAKES))
+def test_dashboard_checks_report_their_mistake(mistake: str, resolved: dict[str, Any]) -> None:
+    file, old, new, expected = DASHBOARD_MISTAKES[mistake]
+    planted = _replaced(DEPLOY / file, old, new)
+    if file.startswith("prometheus/"):
+        problems = check_dashboards(resolved, prometheus=planted)
+    elif "datasources" in file:
+        problems = check_dashboards(resolved, datasources=planted)
+    else:
+        problems = check_dashboards(resolved, providers=planted)
+    assert len(problems) == 1 and expected in problems[0], problems
+
+
+def grafana_start(resolved: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """grafana's start script as the container runs it, and its environment."""
+    svc = resolved["services"]["grafana"]
+    ((_, script),) = shell_scripts(svc)
+    return script, {k: str(v) for k, v in svc["environment"].items()}
+
+
+def test_grafana_refuses_an_empty_or_placeholder_password(
+    resolved: dict[str, Any], tmp_path: Path
+) -> None:
+    """Grafana would fall back to admin/admin: without .env, or with .env.example's value, the
+    container stops and says what to set; with a real password it starts Grafana (/run.sh)."""
+    empty = tmp_path / ".env"
+    empty.write_text("")
+    done = compose_config(COMPOSE, empty)
+    assert done.returncode == 0, done.stderr
+    script, env = grafana_start(yaml.safe_load(done.stdout))
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == ""
+    filled_script, filled = grafana_start(resolved)
+    example = read_env_file((ROOT / ".env.example").read_text())["GRAFANA_ADMIN_PASSWORD"]
+    assert filled_script == script and filled["GF_SECURITY_ADMIN_PASSWORD"] == example
+    assert "exec /run.sh" in script, "grafana no longer starts the image's /run.sh"
+    started = script.replace("exec /run.sh", "echo grafana-started")
+    answers = {}
+    for password in ("", example, "Kq3-real_password"):
+        ran = subprocess.run(
+            ["sh", "-c", started], env={"PATH": os.environ["PATH"],
+            "GF_SECURITY_ADMIN_PASSWORD": password}, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        answers[password] = (ran.returncode, (ran.stdout + ran.stderr).strip())
+    assert answers[""][0] == 1 and "leaves GRAFANA_ADMIN_PASSWORD empty" in answers[""][1]
+    assert answers[example][0] == 1 and "still the change-me placeholder" in answers[example][1]
+    assert answers["Kq3-real_password"] == (0, "grafana-started")
 
 
 def test_bucket_drift_in_common_env_is_reported(
@@ -771,6 +1024,16 @@ RAW_MISTAKES = {  # (text in docker-compose.yaml, its replacement, the problem e
         "an AWS access key id",
     ),
     "password= option": ("set -eu", "export PGOPTIONS=password=hunter2", "password=<literal>"),
+    "grafana password with a default": (
+        "${GRAFANA_ADMIN_PASSWORD:-}",
+        "${GRAFANA_ADMIN_PASSWORD:-admin}",
+        "${GRAFANA_ADMIN_PASSWORD} has a default; a secret must come from .env only",
+    ),
+    "grafana password literal": (
+        "GF_SECURITY_ADMIN_PASSWORD: ${GRAFANA_ADMIN_PASSWORD:-}",
+        "GF_SECURITY_ADMIN_PASSWORD: admin",
+        "grafana: GF_SECURITY_ADMIN_PASSWORD is a literal",
+    ),
 }
 
 
@@ -890,3 +1153,106 @@ def test_postgres_init_makes_one_isolated_database_per_component() -> None:
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 cur.execute(f'DROP ROLE IF EXISTS "{name}"')
         admin.close()
+
+
+# --- prometheus-token against Airflow's real login route ----------------------------------
+
+API_SERVER = """
+import sys, uvicorn
+from airflow.api_fastapi.app import create_app
+uvicorn.run(create_app(apps="core"), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, token: str | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_prometheus_token_opens_costaware_metrics(airflow_home: Path, tmp_path: Path) -> None:
+    """deploy/compose/prometheus-token.sh, run as compose runs it, logs in at Airflow's own
+    API app (the simple auth manager's POST /auth/token, with the plugin loaded from plugins/)
+    and writes a token that opens /costaware/metrics, the route Prometheus scrapes; a wrong
+    password is refused with Airflow's answer and leaves the previous token in place."""
+    resolved_env = compose_config(COMPOSE, ROOT / ".env.example")
+    assert resolved_env.returncode == 0, resolved_env.stderr
+    svc = yaml.safe_load(resolved_env.stdout)["services"]["prometheus-token"]
+    script = mounted_from(svc, svc["entrypoint"][-1])
+    assert script == str(DEPLOY / "compose/prometheus-token.sh"), svc["entrypoint"]
+    password = "Kq3-real_password"
+    (tmp_path / "passwords.json").write_text(json.dumps({"admin": password}))
+    port = _free_port()
+    server_env = os.environ | {
+        "AIRFLOW__CORE__AUTH_MANAGER": svc["environment"]["AIRFLOW__CORE__AUTH_MANAGER"],
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-" + uuid.uuid4().hex,
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "COSTAWARE_HOME": str(tmp_path / "home"),
+        "COSTAWARE_PROJECT_ROOT": str(ROOT),
+    }
+    server_env.pop("COSTAWARE_DB_URL", None)
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-c", API_SERVER, str(port)], env=server_env,
+        stdout=subprocess.DEVNULL, stderr=log,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                if _get(f"{base}/costaware/metrics") == 401:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the API app did not start in 60 s"
+            time.sleep(0.5)
+        token_file = tmp_path / "token" / "airflow-token"
+        token_file.parent.mkdir()
+
+        def run(secret: str) -> subprocess.CompletedProcess[str]:
+            env = {k: str(v) for k, v in svc["environment"].items()} | {
+                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                "AIRFLOW_URL": base,
+                "AIRFLOW_ADMIN_PASSWORD": secret,
+                "TOKEN_FILE": str(token_file),
+                "REFRESH_SECONDS": "0",
+            }
+            return subprocess.run(
+                ["bash", script], env=env, capture_output=True, text=True, timeout=60
+            )
+
+        done = run(password)
+        assert done.returncode == 0, done.stderr
+        token = token_file.read_text()
+        assert _get(f"{base}/costaware/metrics", token) == 200
+        assert _get(f"{base}/costaware/metrics", token[:-4] + "AAAA") == 403
+        refused = run("wrong-password")
+        assert refused.returncode == 1
+        assert "login as admin at" in refused.stderr and "answered 401" in refused.stderr
+        assert token_file.read_text() == token
+        empty = run("")
+        assert empty.returncode == 1 and "AIRFLOW_ADMIN_PASSWORD is empty" in empty.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
