@@ -122,6 +122,10 @@ def make_configs(n: int, folder: Path, seed: int = 0) -> list[Path]:
     Model i copies template ``TEMPLATES[i % 2]`` (its data, target, training, costs) and
     varies what changes a DAG or its parse: name, feature list, drift columns, schedule,
     retries, team, env, budget."""
+    # Imported here, not at the top: the parse harness must not import costaware (its
+    # children would not parse cold).
+    from costaware.config import NUMERIC_ONLY_METHODS
+
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.yaml"):
         old.unlink()
@@ -148,7 +152,10 @@ def make_configs(n: int, folder: Path, seed: int = 0) -> list[Path]:
                 )
         columns = {}
         for f in rng.sample(features, rng.randint(0, min(6, len(features)))):
-            method, threshold = rng.choice(DRIFT_CHOICES)
+            choices = DRIFT_CHOICES
+            if f.get("type") == "categorical":  # distances between numbers do not apply
+                choices = tuple(c for c in DRIFT_CHOICES if c[0] not in NUMERIC_ONLY_METHODS)
+            method, threshold = rng.choice(choices)
             columns[f["name"]] = {"method": method, "threshold": threshold}
         schedule = rng.choices([s for s, _ in SCHEDULES], [w for _, w in SCHEDULES])[0]
         raw.update(

@@ -262,3 +262,27 @@ def test_registry_round_trip(
         test[cfg.feature_names]
     )
     np.testing.assert_array_equal(np.asarray(served), model.scores(test))
+
+
+def test_a_pickled_xgboost_model_does_not_depend_on_the_process_that_trained_it() -> None:
+    """Probes and registered models are pickles compared byte for byte after a fault: an
+    XGBoost booster pickled with its run-time config (nthread) differed between a process
+    with one core allowed and one with two, for the same trees."""
+    import xgboost as xgb
+
+    x = pd.read_csv(Path(__file__).resolve().parents[2] / "data" / "elec2.csv", nrows=672)
+    cols = ["nswdemand", "vicdemand"]
+    y = x["class"]
+    cfg = {"features": [{"name": c} for c in cols], "target": {"name": "class"}}
+
+    def fit(threads: int) -> alg.Model:
+        booster = xgb.train(
+            {"nthread": threads, "max_depth": 3, "seed": 1}, xgb.DMatrix(x[cols], label=y), 10
+        )
+        return alg.Model(cfg, {}, booster, "xgboost")
+
+    one, two = fit(1), fit(2)
+    assert pickle.dumps(one) == pickle.dumps(two)
+    back = pickle.loads(pickle.dumps(two))
+    d = xgb.DMatrix(x[cols])
+    assert np.array_equal(back.estimator.predict(d), two.estimator.predict(d))

@@ -212,6 +212,25 @@ class Model:
     def features(self) -> list[str]:
         return [f["name"] for f in self.config["features"]]
 
+    def __getstate__(self) -> dict[str, Any]:
+        # An XGBoost booster pickles its run-time configuration too (nthread: how many cores
+        # the process that trained it had), so the same model pickled in two processes gave
+        # two different files. Its saved model (trees and learner) is the model alone.
+        state = dict(self.__dict__)
+        if self.algorithm == "xgboost" and hasattr(self.estimator, "save_raw"):
+            state["estimator"] = ("xgboost-ubj", bytes(self.estimator.save_raw("ubj")))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        est = state.get("estimator")
+        if isinstance(est, tuple) and len(est) == 2 and est[0] == "xgboost-ubj":
+            import xgboost as xgb
+
+            booster = xgb.Booster()
+            booster.load_model(bytearray(est[1]))
+            state = {**state, "estimator": booster}
+        self.__dict__.update(state)
+
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         x = to_input(frame, self.cfg, self.categories)
         return _predict(self.estimator, self.algorithm, x, self.kind, self._n_classes())
