@@ -46,11 +46,17 @@ $(FOCUS_VENV)/.installed: constraints-focus.txt
 demo: $(VENV)/.installed ## replay Elec2 week by week through the real DAG (state in .costaware/)
 	$(BIN)/costaware replay $(MODEL) --batches $(BATCHES)
 
+# Two pytest-xdist workers: much of the suite waits on servers it started (Airflow, MLflow,
+# moto, Celery), so two workers fit 2 cores; a module's tests stay on one worker
+# (tests/conftest.py). TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
 test: setup ## the whole test suite (SQLite and the PostgreSQL on 127.0.0.1:5432)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: setup ## the suite without the slow end-to-end parts (fault injection, property tests)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check include dags plugins tests bench
