@@ -23,52 +23,12 @@ import pytest
 import yaml
 
 from ..conftest import ROOT, make_settings
+from ..support.airflow_api import InProcessApi
 from .harness import Harness
 
 DAG_ID = "retrain_elec2"
 TIMEOUT_HOURS = 0.001  # 3.6 s: long enough to answer, short enough to wait out
 WAIT_S = 180  # for the request to appear (the run's earlier tasks take a few seconds)
-
-
-class Api:
-    """Airflow's public REST API, in process, logged in as one user."""
-
-    def __init__(self, username: str) -> None:
-        from airflow.api_fastapi.app import create_app, get_auth_manager
-        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-        from fastapi.testclient import TestClient
-
-        self.client = TestClient(create_app(apps="core"))
-        token = get_auth_manager().generate_jwt(
-            SimpleAuthManagerUser(username=username, role="admin")
-        )
-        self.client.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str, **params: Any) -> Any:
-        resp = self.client.get("/api/v2" + path, params=params)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-    def patch(self, path: str, body: dict[str, Any]) -> Any:
-        resp = self.client.patch("/api/v2" + path, json=body)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-    def open_request(self) -> dict[str, Any] | None:
-        """The approval waiting for an answer, once its task is parked (as the UI lists it)."""
-        found = self.get(f"/dags/{DAG_ID}/dagRuns/~/hitlDetails", response_received=False)
-        for d in found["hitl_details"]:
-            if d["task_instance"]["state"] == "awaiting_input":
-                return d
-        return None
-
-    def task_states(self, run_id: str) -> dict[str, str]:
-        got = self.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
-        return {t["task_id"]: t["state"] for t in got["task_instances"]}
-
-    def hitl(self, run_id: str) -> dict[str, Any]:
-        path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_retrain/-1/hitlDetails"
-        return self.get(path)
 
 
 def _sweep_timeouts() -> int:
@@ -94,7 +54,7 @@ class Person(threading.Thread):
     """Answers the run's approval request with ``answer`` ("Approve" / "Reject"), or never
     (``None``: the scheduler's sweep applies the default after the timeout)."""
 
-    def __init__(self, api: Api, answer: str | None) -> None:
+    def __init__(self, api: InProcessApi, answer: str | None) -> None:
         super().__init__(daemon=True)
         self.api, self.answer = api, answer
         self.request: dict[str, Any] | None = None
@@ -110,12 +70,7 @@ class Person(threading.Thread):
                 time.sleep(0.3)
             self.request = req
             if self.answer is not None:
-                ti = req["task_instance"]
-                self.api.patch(
-                    f"/dags/{DAG_ID}/dagRuns/{ti['dag_run_id']}/taskInstances/"
-                    f"approve_retrain/{ti['map_index']}/hitlDetails",
-                    {"chosen_options": [self.answer], "params_input": {}},
-                )
+                self.api.answer(req, self.answer)
                 return
         except BaseException as exc:  # reported by the test; the run must still end
             self.error = exc
@@ -143,12 +98,14 @@ def approvals(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         for i in range(4):
             assert h.week(i) == "success"
         assert h.champion() == "1"
-        yield h, Api("alice")
+        yield h, InProcessApi("alice", DAG_ID)
     finally:
         mp.undo()
 
 
-def _run_with_answer(h: Harness, api: Api, week: int, answer: str | None) -> dict[str, Any]:
+def _run_with_answer(
+    h: Harness, api: InProcessApi, week: int, answer: str | None
+) -> dict[str, Any]:
     """Run ``week`` with a person answering ``answer``; what the state looked like before."""
     before = {
         "champion": h.champion(),
@@ -179,7 +136,7 @@ def _run_costs(h: Harness, run_id: str) -> list[dict[str, Any]]:
     return [c for c in h.ctx.ledger.costs(model="elec2") if c["run_id"] == run_id]
 
 
-def _assert_nothing_spent(h: Harness, api: Api, run: dict[str, Any]) -> None:
+def _assert_nothing_spent(h: Harness, api: InProcessApi, run: dict[str, Any]) -> None:
     states = api.task_states(run["run_id"])
     assert states["approve_retrain"] == "success"
     for task in ("train_challenger", "evaluate_challenger", "promote_or_reject"):
@@ -195,7 +152,7 @@ def test_reject_trains_nothing(approvals) -> None:
     h, api = approvals
     run = _run_with_answer(h, api, 4, "Reject")
     _assert_nothing_spent(h, api, run)
-    answer = api.hitl(run["run_id"])
+    answer = api.hitl(run["run_id"], "approve_retrain")
     assert answer["chosen_options"] == ["Reject"]
     assert answer["responded_by_user"]["name"] == "alice"
     assert run["decision"]["outcome"] == "rejected by alice"
@@ -205,7 +162,7 @@ def test_no_answer_times_out_to_reject(approvals) -> None:
     h, api = approvals
     run = _run_with_answer(h, api, 5, None)
     _assert_nothing_spent(h, api, run)
-    answer = api.hitl(run["run_id"])
+    answer = api.hitl(run["run_id"], "approve_retrain")
     assert answer["chosen_options"] == ["Reject"]  # the default, applied by the sweep
     assert answer["responded_by_user"] is None
     waited = dt.datetime.fromisoformat(answer["responded_at"]) - dt.datetime.fromisoformat(
@@ -238,4 +195,4 @@ def test_approve_trains_evaluates_and_decides(approvals) -> None:
         assert h.champion() == run["champion"]
         assert [a["action"] for a in audit] == ["reject"]
         assert d["outcome"] == "rejected"
-    assert api.hitl(run["run_id"])["responded_by_user"]["name"] == "alice"
+    assert api.hitl(run["run_id"], "approve_retrain")["responded_by_user"]["name"] == "alice"

@@ -25,6 +25,7 @@ import boto3
 import pytest
 
 from ..conftest import ROOT, moto_server
+from ..support.airflow_api import InProcessApi
 
 DAG_ID = "finops_housekeeping"
 WAIT_S = 120
@@ -39,43 +40,19 @@ from sagemaker_helpers import (  # noqa: E402
 )
 
 
-class Api:
-    """Airflow's REST API in process, logged in as ``username`` (see tests/dags/test_approval)."""
+class Api(InProcessApi):
+    """Airflow's REST API in process, logged in as ``username``."""
 
     def __init__(self, username: str) -> None:
-        from airflow.api_fastapi.app import create_app, get_auth_manager
-        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-        from fastapi.testclient import TestClient
-
-        self.client = TestClient(create_app(apps="core"))
-        token = get_auth_manager().generate_jwt(
-            SimpleAuthManagerUser(username=username, role="admin")
-        )
-        self.client.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str, **params: Any) -> Any:
-        resp = self.client.get("/api/v2" + path, params=params)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-    def task_states(self, run_id: str) -> dict[str, str]:
-        got = self.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
-        return {t["task_id"]: t["state"] for t in got["task_instances"]}
+        super().__init__(username, DAG_ID)
 
     def answer_when_asked(self, answer: str, stop: threading.Event) -> None:
         deadline = time.monotonic() + WAIT_S
         while not stop.is_set() and time.monotonic() < deadline:
-            found = self.get(f"/dags/{DAG_ID}/dagRuns/~/hitlDetails", response_received=False)
-            for d in found["hitl_details"]:
-                ti = d["task_instance"]
-                if ti["state"] == "awaiting_input":
-                    resp = self.client.patch(
-                        f"/api/v2/dags/{DAG_ID}/dagRuns/{ti['dag_run_id']}/taskInstances/"
-                        f"{ti['task_id']}/{ti['map_index']}/hitlDetails",
-                        json={"chosen_options": [answer], "params_input": {}},
-                    )
-                    assert resp.status_code == 200, resp.text
-                    return
+            request = self.open_request()
+            if request is not None:
+                self.answer(request, answer)
+                return
             time.sleep(0.3)
 
 
