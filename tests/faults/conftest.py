@@ -5,8 +5,8 @@ per pytest-xdist worker, all in the controller's basetemp); the session ends by 
 ``summary.json`` beside them and printing the table the README's "Fault injection" section is
 made of: each fault class, how many cases were tried, passed, and what was lost.
 
-Under pytest-xdist the SQLite cases and the PostgreSQL cases each stay on one worker (their
-matrix is built once per worker and its live state is restored case by case).
+Under pytest-xdist the SQLite cases and the PostgreSQL cases each stay on one worker
+(tests/conftest.py groups them).
 """
 
 from __future__ import annotations
@@ -23,24 +23,6 @@ from ..support.private_pg import private_postgres
 from . import chain, matrix
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
-# The fixtures each case needs, by the xdist group its cases run in.
-GROUPS = {"pg_matrix": "faults-postgresql", "sqlite_matrix": "faults-sqlite"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "fault_matrix" in names:
-            names.add(
-                {"sqlite": "sqlite_matrix", "postgresql": "pg_matrix"}[
-                    callspec.params["fault_matrix"]
-                ]
-            )
-        for fixture, group in GROUPS.items():
-            if fixture in names:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
 
 
 def _cases_dir(base: Path) -> Path:
