@@ -47,10 +47,12 @@ demo: $(VENV)/.installed ## replay Elec2 week by week through the real DAG (stat
 	$(BIN)/costaware replay $(MODEL) --batches $(BATCHES)
 
 # Two pytest-xdist workers: much of the suite waits on servers it started (Airflow, MLflow,
-# moto, Celery), so two workers fit 2 cores; a module's tests stay on one worker
-# (tests/conftest.py). TEST_WORKERS=0 runs everything in one process.
+# moto, Celery), so two workers fit 2 cores. A module's tests stay on one worker
+# (loadscope): module fixtures start whole stacks that must be built once. (loadgroup does
+# not group under pytest 9: xdist 3.8 renames item._nodeid, which pytest 9 no longer reads.)
+# TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 test: setup ## the whole test suite (SQLite and the PostgreSQL on 127.0.0.1:5432)
 	$(PYTEST)

@@ -116,26 +116,6 @@ def pytest_configure(config: pytest.Config) -> None:
     apply_airflow_env(_AIRFLOW_STATE)
 
 
-# The fault matrices' fixtures, by the xdist group their cases run in (tests/faults): each
-# matrix is built once per worker and its live state restored case by case.
-FAULT_GROUPS = {"pg_matrix": "faults-postgresql", "sqlite_matrix": "faults-sqlite"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs two workers, ``--dist loadgroup``), a module's
-    tests stay on one worker: module fixtures here start whole stacks (Celery, airflow
-    standalone, MLflow servers) that must be built once, not once per worker; the SQLite and
-    the PostgreSQL fault cases each stay on one worker. First, before xdist reads the groups."""
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "fault_matrix" in names:
-            names.add(f"{callspec.params['fault_matrix']}_matrix".replace("postgresql", "pg"))
-        group = next((g for f, g in FAULT_GROUPS.items() if f in names), None)
-        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::", 1)[0]))
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     import shutil
 

@@ -5,8 +5,8 @@ per pytest-xdist worker, all in the controller's basetemp); the session ends by 
 ``summary.json`` beside them and printing the table the README's "Fault injection" section is
 made of: each fault class, how many cases were tried, passed, and what was lost.
 
-Under pytest-xdist the SQLite cases and the PostgreSQL cases each stay on one worker
-(tests/conftest.py groups them).
+Under pytest-xdist (``--dist loadscope``) a module's cases stay on one worker, so each
+worker that runs fault cases builds the matrices once.
 """
 
 from __future__ import annotations
