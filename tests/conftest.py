@@ -89,14 +89,20 @@ def moto_url() -> Iterator[str]:
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    """A moto server of one's own (``/moto-api/reset`` on the session's wipes every bucket)."""
+    """A moto server of one's own, starting empty. moto keeps its state per process, not per
+    server, so what an earlier test of this process made (under pytest-xdist, of another
+    module) would still be there: the state is reset when the server starts."""
+    import urllib.request
+
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
         server.stop()
 

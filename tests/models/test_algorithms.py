@@ -286,3 +286,23 @@ def test_a_pickled_xgboost_model_does_not_depend_on_the_process_that_trained_it(
     back = pickle.loads(pickle.dumps(two))
     d = xgb.DMatrix(x[cols])
     assert np.array_equal(back.estimator.predict(d), two.estimator.predict(d))
+
+
+def test_a_model_does_not_carry_where_its_config_lay_or_how_airflow_retries() -> None:
+    """The same probe trained from the same YAML in two deployments (another models folder,
+    another retry delay) pickles to the same bytes: a probe trained under Airflow and one
+    trained in a test harness differed by the config's path and `airflow:` section."""
+    from costaware.config import load_model_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_model_config(root / "include" / "models" / "elec2.yaml")
+    other = cfg.model_copy(
+        update={
+            "source_file": "/elsewhere/models/elec2.yaml",
+            "airflow": cfg.airflow.model_copy(update={"retry_delay_seconds": 1.0}),
+        }
+    )
+    frame = pd.read_csv(root / "data" / "elec2.csv", nrows=672)
+    one, two = alg.fit_probe(frame, cfg, seed=3), alg.fit_probe(frame, other, seed=3)
+    assert pickle.dumps(one) == pickle.dumps(two)
+    assert "source_file" not in one.config and "airflow" not in one.config

@@ -190,6 +190,13 @@ def unseen_counts(
     return out
 
 
+def model_spec(cfg: ModelConfig) -> dict[str, Any]:
+    """What a fitted model keeps of its config: everything that defines its input and output
+    (features, target, training), not where the YAML lay or how Airflow retries its tasks —
+    the same model must pickle to the same bytes whichever deployment trained it."""
+    return cfg.model_dump(mode="json", exclude={"airflow", "source_file"})
+
+
 @dataclass
 class Model:
     """A fitted model with its input encoding: picklable, scikit-learn-style
@@ -410,7 +417,7 @@ def fit(frame: pd.DataFrame, cfg: ModelConfig, seed: int = 0) -> Model:
     for i in range(chunks(cfg)):
         rounds = min(t.chunk_rounds, t.num_boost_round - i * t.chunk_rounds)
         state = fit_chunk(cfg, x, y, state, rounds, seed + i)
-    return Model(cfg.model_dump(mode="json"), categories, state, t.algorithm)
+    return Model(model_spec(cfg), categories, state, t.algorithm)
 
 
 def fit_probe(frame: pd.DataFrame, cfg: ModelConfig, seed: int = 0) -> Model:
@@ -420,7 +427,7 @@ def fit_probe(frame: pd.DataFrame, cfg: ModelConfig, seed: int = 0) -> Model:
     t = cfg.training
     rounds = PROBE_ROUNDS if t.algorithm in INCREMENTAL_ALGORITHMS else 1
     state = fit_chunk(cfg, x, y, None, rounds, seed)
-    return Model(cfg.model_dump(mode="json"), categories, state, t.algorithm)
+    return Model(model_spec(cfg), categories, state, t.algorithm)
 
 
 def default_config(features: list[str], target: str, algorithm: str) -> ModelConfig:

@@ -71,7 +71,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         return {**summary, "version": existing, "reused": True, **spend}
     labelled, windows = _labelled_windows(ctx)
     train = labelled[labelled["batch_id"].isin(windows.train_batches)].copy()
-    from costaware.models.algorithms import check_frame
+    from costaware.models.algorithms import check_frame, model_spec
 
     check_frame(train, cfg, "training")  # DataError at once, before any job starts
     train[cfg.target.name] = _y(ctx, train)
@@ -96,7 +96,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
         workdir=str(workdir),
         mirror=None if mirror is None else storage.text(mirror),
         tags=tags,
-        model_spec=cfg.model_dump(mode="json"),
+        model_spec=model_spec(cfg),
     )
     prices = make_price_source(
         cfg.cost_policy.price_source, ctx.ledger, cfg.cost_policy.price_source_options

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from costaware.config import INCREMENTAL_ALGORITHMS, ModelConfig
-from costaware.models.algorithms import Model
+from costaware.models.algorithms import Model, model_spec
 from costaware.models.training.base import TrainingJob
 
 CHECKPOINT = "checkpoint"
@@ -134,7 +134,7 @@ def run(job: TrainingJob) -> Path:
     final = model_file(job)
     # The model with its input encoding (feature types, the training categories): what
     # scoring, the registry and evaluation load.
-    _save(Model(cfg.model_dump(mode="json"), categories, state, job.algorithm), final)
+    _save(Model(model_spec(cfg), categories, state, job.algorithm), final)
     (workdir / "model.done").write_text("ok")
     return final
 
