@@ -52,7 +52,19 @@ def private_postgres(port: int = PG_PORT) -> Iterator[tuple[str, Path, Path]]:
     _as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
     pg_ctl = str(bin_dir / "pg_ctl")
     opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
-    start = (pg_ctl, "-D", str(data), "-o", opts, "-l", str(folder / "pg.log"), "-w", "start")
+    start = (
+        pg_ctl,
+        "-D",
+        str(data),
+        "-o",
+        opts,
+        "-l",
+        str(folder / "pg.log"),
+        "-w",
+        "-t",
+        "300",
+        "start",
+    )
     _as_postgres(*start)
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", data, folder
