@@ -30,17 +30,12 @@ import pendulum
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from costaware.app.dag_defaults import PARAM_SCHEMA, START
+from costaware.app.dag_defaults import PARAM_SCHEMA, finops_dag_kwargs
 
 
 @dag(
     schedule="@daily",
-    start_date=START,  # the run's logical date is its clock, as in every costaware DAG
-    catchup=False,
-    max_active_runs=1,
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2), "owner": "finops"},
-    tags=["costaware", "finops", "housekeeping"],
+    **finops_dag_kwargs("housekeeping", retry_minutes=2, doc=__doc__),
     params={
         "dry_run": Param(
             True,

@@ -29,19 +29,12 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from costaware.app.dag_defaults import START
+from costaware.app.dag_defaults import finops_dag_kwargs
 
 
 @dag(
     schedule="@daily",
-    # As the model DAGs': a run's logical date is the report's day, and a replayed year of
-    # costs (Elec2: 1996) is shown at its own time. catchup=False: nothing is backfilled.
-    start_date=START,
-    catchup=False,
-    max_active_runs=1,
-    doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=5), "owner": "finops"},
-    tags=["costaware", "finops", "showback"],
+    **finops_dag_kwargs("showback", retry_minutes=5, doc=__doc__),
     params={
         "source": Param(
             "ledger",

@@ -75,12 +75,6 @@ def pg_matrix(fault_root: Path, sqlite_matrix: matrix.Matrix) -> Iterator[matrix
             pg.drop_all()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fault_matrix(request: pytest.FixtureRequest) -> matrix.Matrix:
-    name = {"sqlite": "sqlite_matrix", "postgresql": "pg_matrix"}[request.param]
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
 # -- the table -------------------------------------------------------------------------------
 def summarize(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], dict[str, Any]] = {}

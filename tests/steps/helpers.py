@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from costaware import faults
@@ -90,7 +91,6 @@ def killed_at(point: str, faults_dir: Path, fn: Callable[[], Any], timeout_s: fl
 
 
 def _booster_file(folder: Path, seed: int) -> Path:
-    import pandas as pd
     import xgboost as xgb
 
     rng = np.random.default_rng(seed)
@@ -138,16 +138,26 @@ def install_registry(settings: Settings, kind: str = "versions") -> Registry:
 def accept_weeks(settings: Settings, ledger: Ledger, names: list[str]) -> None:
     """Elec2's first weeks, in time order, recorded as accepted under ``names`` with their
     labels taken in: the state intake leaves (without running Great Expectations)."""
-    labels_dir = settings.labels(MODEL)
-    labels_dir.mkdir(parents=True, exist_ok=True)
     weeks = factories.batches(MODEL)[: len(names)]
-    for name, (_, part) in zip(names, weeks, strict=True):
-        dest = settings.accepted(MODEL) / f"{name}.parquet"
+    frames = {name: part for name, (_, part) in zip(names, weeks, strict=True)}
+    accept_frames(settings, ledger, factories.model(MODEL), frames)
+
+
+def accept_frames(
+    settings: Settings, ledger: Ledger, cfg: ModelConfig, frames: dict[str, pd.DataFrame]
+) -> None:
+    """``frames`` (batch id → rows with event ids, times, features and the target), in time
+    order, recorded as ``cfg``'s accepted batches with their labels taken in — as intake leaves
+    them (event ids of the labels as text), without running Great Expectations."""
+    labels_dir = settings.labels(cfg.name)
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    for name, part in frames.items():
+        dest = settings.accepted(cfg.name) / f"{name}.parquet"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part[["event_id", "event_time", *FEATURES]].to_parquet(dest, index=False)
+        part[["event_id", "event_time", *cfg.feature_names]].to_parquet(dest, index=False)
         start, end = data.time_bounds(part)
         ledger.record_batch(
-            model=MODEL,
+            model=cfg.name,
             batch_id=name,
             path=str(dest),
             rows=len(part),
@@ -159,9 +169,10 @@ def accept_weeks(settings: Settings, ledger: Ledger, names: list[str]) -> None:
             run_id=f"intake-{name}",
         )
         labels = labels_dir / f"labels-{name}.parquet"
-        part[["event_id", "class"]].to_parquet(labels, index=False)
+        taken = part[["event_id", cfg.target.name]].astype({"event_id": str})
+        taken.to_parquet(labels, index=False)
         ledger.record_label_file(
-            model=MODEL,
+            model=cfg.name,
             name=labels.name,
             sha256=data.sha256_file(labels),
             status="accepted",

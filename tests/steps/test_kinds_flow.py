@@ -4,13 +4,10 @@ and validation's unseen-category warning — and a data error that fails at once
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from costaware.batches import data
 from costaware.errors import DataError
 from costaware.settings import Settings
 from costaware.steps.evaluate import evaluate_challenger
@@ -18,44 +15,9 @@ from costaware.steps.measure import champion_categories, measure_drift, measure_
 from costaware.steps.train import train_challenger
 
 from ..models import kinds_data as kd
-from .helpers import install_registry, make_ctx
+from .helpers import accept_frames, install_registry, make_ctx
 
 WEEK = 336
-
-
-def _accept(settings: Settings, ctx: Any, cfg: Any, weeks: dict[str, pd.DataFrame]) -> None:
-    labels_dir = settings.labels(cfg.name)
-    labels_dir.mkdir(parents=True, exist_ok=True)
-    for name, part in weeks.items():
-        dest = settings.accepted(cfg.name) / f"{name}.parquet"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part[["event_id", "event_time", *cfg.feature_names]].to_parquet(dest, index=False)
-        start, end = data.time_bounds(part)
-        ctx.ledger.record_batch(
-            model=cfg.name,
-            batch_id=name,
-            path=str(dest),
-            rows=len(part),
-            sha256=data.sha256_file(dest),
-            status="accepted",
-            message="",
-            start_ts=start,
-            end_ts=end,
-            run_id=f"intake-{name}",
-        )
-        labels = labels_dir / f"labels-{name}.parquet"
-        # As intake stores taken-in labels: event ids as text.
-        taken = part[["event_id", cfg.target.name]].astype({"event_id": str})
-        taken.to_parquet(labels, index=False)
-        ctx.ledger.record_label_file(
-            model=cfg.name,
-            name=labels.name,
-            sha256=data.sha256_file(labels),
-            status="accepted",
-            rows=len(part),
-            path=str(labels),
-            run_id=f"intake-{name}",
-        )
 
 
 def _weeks(first: int, count: int) -> dict[str, pd.DataFrame]:
@@ -78,7 +40,7 @@ def test_regression_model_with_categories_runs_the_retrain_steps(settings: Setti
     )
     install_registry(settings, "empty")
     ctx = make_ctx(cfg, settings, "run-1")
-    _accept(settings, ctx, cfg, _weeks(0, 4))
+    accept_frames(settings, ctx.ledger, cfg, _weeks(0, 4))
 
     perf = measure_performance(ctx)
     assert perf["champion_version"] is None
@@ -107,7 +69,7 @@ def test_regression_model_with_categories_runs_the_retrain_steps(settings: Setti
 
     # A week later: drift against the champion's training data, categorical columns included.
     ctx2 = make_ctx(cfg, settings, "run-2")
-    _accept(settings, ctx2, cfg, _weeks(4, 1))
+    accept_frames(settings, ctx2.ledger, cfg, _weeks(4, 1))
     week = settings.accepted(cfg.name) / "week-04.parquet"
     drift = measure_drift(ctx2, {"batch_id": "week-04", "path": str(week)})
     by = {c["column"]: c for c in drift["columns"]}
@@ -130,7 +92,7 @@ def test_category_outside_the_declared_set_fails_measure_performance_at_once(
             f["categories"] = ["night", "morning", "afternoon"]
     cfg = kd.config("binary", "xgboost", features=features)
     ctx = make_ctx(cfg, settings, "run-1")  # fails before the registry is asked anything
-    _accept(settings, ctx, cfg, _weeks(0, 3))
+    accept_frames(settings, ctx.ledger, cfg, _weeks(0, 3))
     with pytest.raises(DataError) as err:
         measure_performance(ctx)
     msg = str(err.value)

@@ -41,6 +41,26 @@ def model_dag_kwargs(cfg: ModelConfig, kind: str, **overrides: Any) -> dict[str,
     }
 
 
+def finops_dag_kwargs(kind: str, retry_minutes: float, doc: str | None) -> dict[str, Any]:
+    """``@dag(...)`` arguments (but the schedule) for the team-wide ``finops_<kind>`` DAGs: one
+    run at a time, owned by ``finops``. The run's logical date is its clock, as in every
+    costaware DAG (a replayed year of costs — Elec2: 1996 — is shown at its own time);
+    catchup=False: nothing is backfilled."""
+    return {
+        "dag_id": f"finops_{kind}",
+        "start_date": START,
+        "catchup": False,
+        "max_active_runs": 1,
+        "doc_md": doc,
+        "default_args": {
+            "retries": 2,
+            "retry_delay": dt.timedelta(minutes=retry_minutes),
+            "owner": "finops",
+        },
+        "tags": ["costaware", "finops", kind],
+    }
+
+
 def with_run_params(dag: Any, params: dict[str, Any]) -> Any:
     """Give a built DAG its trigger-form ``params`` and return the DAG.
 
