@@ -76,7 +76,7 @@ def model_cfg(columns: list[str], categorical: bool, method: str | None) -> obje
             "validation_suite": "none",
             "drift": drift,
             "cost_policy": {
-                "max_usd_per_metric_point": 1,
+                "max_usd_per_point_batch": 1,
                 "auto_approve_usd": 1,
                 "monthly_budget_usd": 1,
             },

@@ -33,8 +33,8 @@ def _write(tmp_path: Path, mutate) -> Path:
     ("mutate", "expected"),
     [
         (
-            lambda r: r["cost_policy"].update(max_usd_per_metric_point=-1),
-            "cost_policy.max_usd_per_metric_point: Input should be greater than 0 (got -1)",
+            lambda r: r["cost_policy"].update(max_usd_per_point_batch=-1),
+            "cost_policy.max_usd_per_point_batch: Input should be greater than 0 (got -1)",
         ),
         (lambda r: r["drift"].update(method="banana"), "unknown drift method 'banana'; allowed:"),
         (lambda r: r.update(metric="f1"), "metric: Input should be 'roc_auc', 'accuracy'"),
@@ -69,8 +69,8 @@ def test_run_params() -> None:
     assert RunParams.parse(None).dry_run is False
     with pytest.raises(ConfigError, match=r"unknown run parameter\(s\) \['forse'\]; allowed"):
         RunParams.parse({"forse": True})
-    with pytest.raises(ConfigError, match="max_usd_per_metric_point: Input should be greater"):
-        RunParams.parse({"max_usd_per_metric_point": -3})
+    with pytest.raises(ConfigError, match="max_usd_per_point_batch: Input should be greater"):
+        RunParams.parse({"max_usd_per_point_batch": -3})
 
 
 def test_airflow_section_is_optional_with_todays_defaults() -> None:

@@ -25,7 +25,7 @@ def _cfg(columns: list[str], method: str, threshold: float, categorical: bool = 
             "validation_suite": "none",
             "drift": {"method": method, "threshold": threshold},
             "cost_policy": {
-                "max_usd_per_metric_point": 1,
+                "max_usd_per_point_batch": 1,
                 "auto_approve_usd": 1,
                 "monthly_budget_usd": 1,
             },

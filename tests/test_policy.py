@@ -8,7 +8,7 @@ from costaware.config import CostPolicy
 from costaware.decide.policy import CheckpointInputs, decide
 
 POLICY = CostPolicy(
-    max_usd_per_metric_point=0.02,
+    max_usd_per_point_batch=0.02,
     auto_approve_usd=0.5,
     monthly_budget_usd=5.0,
     cooldown_hours=24,
@@ -39,7 +39,7 @@ def test_worth_it_retrains_and_echoes_numbers() -> None:
     d = decide(BASE, POLICY)
     assert d.action == "retrain"
     assert d.numbers["$ per pt·batch"] == pytest.approx(0.01)
-    assert d.thresholds["max_usd_per_metric_point"] == 0.02
+    assert d.thresholds["max_usd_per_point_batch"] == 0.02
     assert "$0.0100 per pt·batch ≤ $0.02" in d.reason
     table = d.table()
     assert "RETRAIN" in table and "threshold auto_approve_usd" in table
@@ -64,7 +64,7 @@ def test_decisions(change: dict, action: str, words: str) -> None:
 
 
 def test_above_auto_approve_asks_a_person() -> None:
-    pol = POLICY.model_copy(update={"max_usd_per_metric_point": 1.0})
+    pol = POLICY.model_copy(update={"max_usd_per_point_batch": 1.0})
     d = decide(_with(cost_usd=0.9), pol)
     assert d.action == "approve"
     assert "auto-approve limit $0.5" in d.reason
@@ -73,7 +73,7 @@ def test_above_auto_approve_asks_a_person() -> None:
 
 def test_run_override_of_limit() -> None:
     assert decide(_with(cost_usd=0.3), POLICY).action == "skip"
-    assert decide(_with(cost_usd=0.3), POLICY, max_usd_per_metric_point=0.2).action == "retrain"
+    assert decide(_with(cost_usd=0.3), POLICY, max_usd_per_point_batch=0.2).action == "retrain"
 
 
 def test_zero_gain_is_infinite_cost_per_point() -> None:

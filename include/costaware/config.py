@@ -2,7 +2,7 @@
 
 A bad config fails with the file, the key and what is allowed, e.g.::
 
-    include/models/elec2.yaml: cost_policy.max_usd_per_metric_point: Input should be
+    include/models/elec2.yaml: cost_policy.max_usd_per_point_batch: Input should be
     greater than 0 (got -1)
 """
 
@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from costaware.errors import ConfigError
 from costaware.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 # Evidently's drift methods that return a p-value (drift when p < threshold); the others
 # return a distance (drift when distance >= threshold).
@@ -135,12 +140,36 @@ class TimeOrder(_Strict):
     freq: str = "1D"
 
 
+class PredictionLogBatches(_Strict):
+    """``data.batches_from: prediction_log``: a batch is the labelled predictions that
+    ``costaware serve`` logged in one interval (``batches/prediction_log.py``)."""
+
+    interval_hours: float | None = Field(
+        default=None, gt=0, description="one batch's interval; default batch_rows × time.freq"
+    )
+    label_wait_hours: float | None = Field(
+        default=None,
+        ge=0,
+        description="an interval is taken this long after it ends; "
+        "default label_delay_batches × interval_hours",
+    )
+    aliases: list[Literal["champion", "challenger"]] = Field(
+        default=["champion"],
+        min_length=1,
+        description="rows scored by these aliases are taken (challenger: the canary's rows)",
+    )
+
+
 class DataSpec(_Strict):
     source: str = Field(description="CSV or Parquet file used by `costaware replay`")
     time: TimeOrder = TimeOrder()
     batch_rows: int = Field(gt=0)
     label_delay_batches: int = Field(default=1, ge=0)
     drop_columns: list[str] = []
+    # Where retrain_<model> takes its batches: files in the landing zone, or the predictions
+    # `costaware serve` logged, once labelled (README, "The live loop").
+    batches_from: Literal["landing", "prediction_log"] = "landing"
+    prediction_log: PredictionLogBatches = PredictionLogBatches()
 
 
 class Target(_Strict):
@@ -260,6 +289,33 @@ class SageMakerSpec(_Strict):
         return self
 
 
+class VertexSpec(_Strict):
+    """``training.vertex``: how a ``backend: vertex`` model trains as a Vertex AI custom job
+    on Spot VMs (README "Training on cloud spot capacity" → Vertex). Credentials come from the
+    Airflow connection ``gcp_conn_id`` (its documented extras, as the GCP cost sources read
+    them). ``training.region`` is the Vertex location (us-central1...); ``training.
+    instance_type`` the machine type (n2-standard-4...)."""
+
+    project: str = Field(min_length=1, description="the Google Cloud project the job runs in")
+    # Script mode: a container with costaware installed that runs
+    # ``python -m costaware.models.training.vertex_container`` (its default command here).
+    image_uri: str = Field(min_length=1, description="the training container image")
+    command: list[str] = ["python", "-m", "costaware.models.training.vertex_container"]
+    # Where the job's outputs (model/, checkpoints/) go: a gs:// folder; None: the run's work
+    # folder under COSTAWARE_STORAGE (which must then be gs://).
+    base_output_uri: str | None = Field(default=None, pattern=r"^gs://[^/]+(/.*)?$")
+    service_account: str | None = None
+    replica_count: int = Field(default=1, ge=1)
+    boot_disk_gb: int = Field(default=100, ge=10)
+    # Vertex's Scheduling: ``timeout`` bounds the run, ``max_wait_duration`` the wait for
+    # Spot capacity; the poll bound of the deferred task is (timeout + max wait) with margin.
+    timeout_minutes: float = Field(default=60, gt=0)
+    max_wait_minutes: float = Field(default=120, gt=0, description="spot: wait for capacity")
+    checkpoints: bool = True
+    gcp_conn_id: str = "google_cloud_default"
+    poll_seconds: int = Field(default=30, ge=1)
+
+
 ALGORITHMS = ("xgboost", "lightgbm", "sklearn", "custom", "sklearn_hgb", "sklearn_logreg")
 # Algorithms that continue training from a checkpoint (chunks of rounds); the others train in
 # one chunk.
@@ -269,8 +325,9 @@ _ENTRY_POINT = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
 
 class TrainingSpec(_Strict):
-    backend: Literal["local", "sagemaker"] = "local"
+    backend: Literal["local", "sagemaker", "vertex"] = "local"
     sagemaker: SageMakerSpec | None = None
+    vertex: VertexSpec | None = None
     # xgboost | lightgbm: boosted trees trained in chunks of rounds (checkpoints, spot
     # resume); sklearn: ``estimator`` (an estimator class or a function returning a
     # pipeline, by import path) called with ``params``; custom: ``entry_point``
@@ -310,6 +367,18 @@ class TrainingSpec(_Strict):
                 "training.backend is sagemaker but there is no training.sagemaker block; "
                 "add one with at least role_arn"
             )
+        if self.backend == "vertex" and self.vertex is None:
+            raise ValueError(
+                "training.backend is vertex but there is no training.vertex block; add one "
+                "with at least project and image_uri"
+            )
+        if self.backend == "vertex" and self.vertex is not None:
+            if self.spot.enabled and not self.vertex.checkpoints:
+                raise ValueError(
+                    "training.vertex.checkpoints is false with spot enabled: a preempted "
+                    "Spot VM would restart the job from scratch and pay again; set "
+                    "checkpoints: true or training.spot.enabled: false"
+                )
         if self.backend == "sagemaker" and self.sagemaker is not None:
             if self.spot.enabled and not self.sagemaker.checkpoints:
                 raise ValueError(
@@ -338,8 +407,38 @@ def credential_options(options: dict[str, Any], prefix: str = "") -> list[str]:
     return found
 
 
+# The limit's old name (until 0.x): it was always dollars per metric point × batch served.
+OLD_LIMIT_KEY, LIMIT_KEY = "max_usd_per_metric_point", "max_usd_per_point_batch"
+
+
+def renamed_limit(raw: Any, where: str) -> Any:
+    """``raw`` (a ``cost_policy`` mapping or run parameters) with the limit's old key moved to
+    its new name, a DeprecationWarning and a log line naming ``where`` and the new key; both
+    keys at once is an error (which one was meant cannot be known)."""
+    if not isinstance(raw, dict) or OLD_LIMIT_KEY not in raw:
+        return raw
+    if raw.get(LIMIT_KEY) is not None and raw.get(OLD_LIMIT_KEY) is not None:
+        raise ValueError(
+            f"{where} gives both {LIMIT_KEY} ({raw[LIMIT_KEY]!r}) and its deprecated old name "
+            f"{OLD_LIMIT_KEY} ({raw[OLD_LIMIT_KEY]!r}); keep only {LIMIT_KEY}"
+        )
+    raw = dict(raw)
+    old = raw.pop(OLD_LIMIT_KEY)
+    if raw.get(LIMIT_KEY) is None:
+        raw[LIMIT_KEY] = old
+    text = (
+        f"{where}: {OLD_LIMIT_KEY} is deprecated, rename it to {LIMIT_KEY} (the same value: "
+        "dollars per metric point × batch served)"
+    )
+    warnings.warn(text, DeprecationWarning, stacklevel=2)
+    _log.warning(text)
+    return raw
+
+
 class CostPolicy(_Strict):
-    max_usd_per_metric_point: float = Field(gt=0)
+    # Dollars per metric point × batch served: a retrain is worth it when cost / expected
+    # gain (points of the model's metric, summed over the batches it will serve) is at most this.
+    max_usd_per_point_batch: float = Field(gt=0)
     auto_approve_usd: float = Field(ge=0)
     monthly_budget_usd: float = Field(gt=0)
     cooldown_hours: float = Field(default=0, ge=0)
@@ -352,6 +451,16 @@ class CostPolicy(_Strict):
     # "fallback" prices the retrain from the ledger prior / static table and flags it as a
     # fallback in the decision and the report; "fail" fails the task (Airflow retries it).
     on_source_error: Literal["fallback", "fail"] = "fallback"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_limit_name(cls, raw: Any) -> Any:
+        return renamed_limit(raw, "cost_policy")
+
+    @property
+    def max_usd_per_metric_point(self) -> float:
+        """Deprecated name of ``max_usd_per_point_batch`` (kept for callers of the library)."""
+        return self.max_usd_per_point_batch
 
     @model_validator(mode="after")
     def _no_credentials(self) -> CostPolicy:
@@ -479,6 +588,15 @@ class ModelConfig(_Strict):
     serving: ServingSpec = ServingSpec()
     monitor: MonitorSpec = MonitorSpec()
     source_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_limit_name(cls, raw: Any) -> Any:
+        # Here, not only in CostPolicy, so the warning names the file.
+        if isinstance(raw, dict) and isinstance(raw.get("cost_policy"), dict):
+            where = f"{raw.get('source_file') or 'model config'}: cost_policy"
+            raw = {**raw, "cost_policy": renamed_limit(raw["cost_policy"], where)}
+        return raw
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
@@ -685,8 +803,90 @@ class ParsedYamlCache:
                 tmp.unlink(missing_ok=True)
 
 
+BUDGETS_FILE = "budgets.yaml"  # shared budgets, beside the model YAMLs (not a model config)
+BUDGET_WINDOWS = ("@daily", "@weekly", "@monthly")
+
+
 def model_config_paths(models_dir: str | Path) -> list[Path]:
-    return sorted(Path(models_dir).glob("*.yaml"))
+    return sorted(p for p in Path(models_dir).glob("*.yaml") if p.name != BUDGETS_FILE)
+
+
+class SharedBudget(_Strict):
+    """One entry of ``budgets.yaml``: models that share a team's monthly dollars (README,
+    "A budget shared by several models"). ``window``: the scheduling interval in which the
+    retrains worth doing are ranked against each other (by the run's clock, UTC)."""
+
+    monthly_usd: float = Field(gt=0)
+    models: list[str] = Field(min_length=1)
+    window: Literal["@daily", "@weekly", "@monthly"] = "@weekly"
+    # How long a window's candidates wait (rescheduled, no worker slot held) for the other
+    # models of the budget to post before the window is ranked without them. 60 min: models
+    # on one schedule start within minutes of each other; not tuned on any data.
+    wait_minutes: float = Field(default=60, ge=0)
+
+    @field_validator("models")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        dupes = sorted({m for m in v if v.count(m) > 1})
+        if dupes:
+            raise ValueError(f"models lists {dupes} twice")
+        return v
+
+
+class BudgetsConfig(_Strict):
+    budgets: dict[str, SharedBudget] = {}
+
+    @model_validator(mode="after")
+    def _one_budget_each(self) -> BudgetsConfig:
+        seen: dict[str, str] = {}
+        for name, b in self.budgets.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,40}", name):
+                raise ValueError(
+                    f"budget name {name!r}: lowercase letters, digits, - and _ (it names a "
+                    "lock file and appears in every decision)"
+                )
+            for m in b.models:
+                if m in seen:
+                    raise ValueError(
+                        f"model {m!r} is in budgets {seen[m]!r} and {name!r}; a model draws "
+                        "on one shared budget at most"
+                    )
+                seen[m] = name
+        return self
+
+    def of(self, model: str) -> tuple[str, SharedBudget] | None:
+        """The shared budget ``model`` draws on, by name; None when it has only its own."""
+        for name, b in self.budgets.items():
+            if model in b.models:
+                return name, b
+        return None
+
+
+def load_budgets(models_dir: str | Path, models: Any = None) -> BudgetsConfig:
+    """``budgets.yaml`` of the model folder (none: no shared budget). ``models``: the model
+    names that exist, to refuse a budget naming another one."""
+    path = Path(models_dir) / BUDGETS_FILE
+    if not path.exists():
+        return BudgetsConfig()
+    try:
+        raw = _load_yaml(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the shared budgets: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a top-level `budgets:` key")
+    try:
+        found = BudgetsConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc).replace("model config", "budgets")) from exc
+    if models is not None:
+        for name, b in found.budgets.items():
+            unknown = sorted(set(b.models) - set(models))
+            if unknown:
+                raise ConfigError(
+                    f"{path}: budgets.{name}.models names {unknown}, which have no model "
+                    f"config here; models: {sorted(models)}"
+                )
+    return found
 
 
 @dataclass(frozen=True)
@@ -739,6 +939,10 @@ def load_models(models_dir: str | Path, cache: Path | None = None) -> ModelConfi
             found.errors[str(path)] = str(exc)
     if parsed is not None:
         parsed.save()
+    try:
+        load_budgets(folder, [p.stem for p in model_config_paths(folder)])
+    except ConfigError as exc:
+        found.errors[str(folder / BUDGETS_FILE)] = str(exc)
     for path, cfg in loaded:
         if cfg.name != path.stem:
             others = [str(p) for p, c in loaded if c.name == cfg.name and p != path]
@@ -779,7 +983,7 @@ def load_all(models_dir: str | Path) -> dict[str, ModelConfig]:
 
 def get_model(models_dir: str | Path, name: str) -> ModelConfig:
     path = Path(models_dir) / f"{name}.yaml"
-    if not path.exists():
+    if not path.exists() or path.name == BUDGETS_FILE:
         available = [p.stem for p in model_config_paths(models_dir)]
         raise ConfigError(f"unknown model {name!r}; available: {available}")
     return load_model_config(path)
@@ -790,12 +994,16 @@ def get_model(models_dir: str | Path, name: str) -> ModelConfig:
 class RunParams(_Strict):
     force: bool = False
     dry_run: bool = False
-    max_usd_per_metric_point: float | None = Field(default=None, gt=0)
+    max_usd_per_point_batch: float | None = Field(default=None, gt=0)
     batch: str | None = None
 
     @classmethod
     def parse(cls, conf: dict[str, Any] | None) -> RunParams:
         conf = {k: v for k, v in (conf or {}).items() if v is not None and v != ""}
+        try:
+            conf = renamed_limit(conf, "run parameters")
+        except ValueError as exc:
+            raise ConfigError(f"invalid run parameters: {exc}") from exc
         unknown = sorted(set(conf) - set(cls.model_fields))
         if unknown:
             raise ConfigError(

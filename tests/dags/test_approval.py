@@ -117,7 +117,7 @@ def _run_with_answer(
     t0 = time.monotonic()
     # The trigger form's cost-per-gain override makes the week worth retraining whatever the
     # gain estimate says, so the checkpoint's answer hinges on auto_approve_usd alone.
-    state = h.week(week, {"max_usd_per_metric_point": 10.0})
+    state = h.week(week, {"max_usd_per_point_batch": 10.0})
     person.run_ended.set()
     person.join(WAIT_S)
     if person.error is not None:

@@ -67,7 +67,7 @@ def test_retrain_dag_shape_and_params(dagbag) -> None:
     assert approval.defaults == ["Reject"]  # silence never spends money
     assert dag.get_task("needs_approval").downstream_task_ids == {"approve_retrain"}
     assert "train_challenger" in approval.downstream_task_ids
-    assert set(dag.params.keys()) == {"force", "dry_run", "max_usd_per_metric_point", "batch"}
+    assert set(dag.params.keys()) == {"force", "dry_run", "max_usd_per_point_batch", "batch"}
     for key in dag.params.keys():
         assert dag.params.get_param(key).schema.get("title"), key
 
@@ -75,7 +75,7 @@ def test_retrain_dag_shape_and_params(dagbag) -> None:
 # Each DAG's trigger-form defaults, and one valid value a run's conf may give.
 RUN_PARAMS = {
     "retrain_elec2": (
-        {"force": False, "dry_run": False, "max_usd_per_metric_point": None, "batch": None},
+        {"force": False, "dry_run": False, "max_usd_per_point_batch": None, "batch": None},
         {"force": True},
     ),
     "rollback_elec2": ({"target_version": None, "reason": ""}, {"target_version": "7"}),
@@ -104,7 +104,7 @@ def test_a_run_sees_the_dag_params_that_no_task_copies(dagbag) -> None:
         assert got == {**defaults, **given}
     retrain, rollback = dagbag.dags["retrain_elec2"], dagbag.dags["rollback_elec2"]
     for dag, bad in (
-        (retrain, {"max_usd_per_metric_point": 0}),  # exclusiveMinimum 0
+        (retrain, {"max_usd_per_point_batch": 0}),  # exclusiveMinimum 0
         (retrain, {"force": "yes"}),
         (rollback, {"target_version": "v2"}),  # digits only
     ):

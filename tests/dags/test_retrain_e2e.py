@@ -59,7 +59,7 @@ def test_drifted_week_with_acceptable_cost_retrains_and_promotes(harness: Harnes
     num, thr = d["details"]["numbers"], d["details"]["thresholds"]
     assert d["details"]["drift"]["drifted_columns"] == ["nswdemand"]  # real drift, Evidently PSI
     assert d["action"] == "retrain" and d["outcome"] == "promoted", d["reason"]
-    assert num["$ per pt·batch"] <= thr["max_usd_per_metric_point"]
+    assert num["$ per pt·batch"] <= thr["max_usd_per_point_batch"]
     assert num["expected gain (pt·batches)"] >= thr["min_expected_gain_points"]
     ev = d["details"]["evaluation"]
     assert ev["verdict"] == "promote" and ev["gain"] >= ev["min_gain_points"]
@@ -97,8 +97,8 @@ def test_week_not_worth_a_retrain_skips_and_says_why(harness: Harness) -> None:
     d = harness.decision(10)
     assert d["action"] == "skip" and d["outcome"] == "skipped"
     num, thr = d["details"]["numbers"], d["details"]["thresholds"]
-    assert num["$ per pt·batch"] > thr["max_usd_per_metric_point"] == 0.0075
-    assert f"> limit ${thr['max_usd_per_metric_point']:g} per pt·batch" in d["reason"]
+    assert num["$ per pt·batch"] > thr["max_usd_per_point_batch"] == 0.0075
+    assert f"> limit ${thr['max_usd_per_point_batch']:g} per pt·batch" in d["reason"]
     assert not [c for c in harness.ctx.ledger.costs(model="elec2") if c["run_id"] == d["run_id"]]
     assert not [a for a in harness.ctx.ledger.audit("elec2") if a["run_id"] == d["run_id"]]
 
@@ -113,7 +113,7 @@ def test_dry_run_decides_but_trains_nothing(harness: Harness) -> None:
 
 def test_force_retrains_whatever_the_checkpoint_says(harness: Harness) -> None:
     before = harness.versions()
-    assert harness.week(12, {"force": True, "max_usd_per_metric_point": 0.000001}) == "success"
+    assert harness.week(12, {"force": True, "max_usd_per_point_batch": 0.000001}) == "success"
     d = harness.decision(12)
     assert d["action"] == "retrain" and "forced" in d["reason"]
     assert d["outcome"] in ("promoted", "rejected")

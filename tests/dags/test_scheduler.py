@@ -34,10 +34,10 @@ def test_trigger_form_rejects_invalid_values(server) -> None:
     status, body = api.call(
         "POST",
         "/api/v2/dags/retrain_elec2/dagRuns",
-        {"logical_date": None, "conf": {"max_usd_per_metric_point": -1}},
+        {"logical_date": None, "conf": {"max_usd_per_point_batch": -1}},
     )
     assert status == 400
-    assert "max_usd_per_metric_point" in json.dumps(body)
+    assert "max_usd_per_point_batch" in json.dumps(body)
 
 
 def test_scheduler_runs_the_dag_end_to_end(server) -> None:

@@ -321,7 +321,7 @@ class Params:
 
     force: bool = False
     dry_run: bool = False
-    max_usd_per_metric_point: float | None = None
+    max_usd_per_point_batch: float | None = None
     batch: str | None = None
 
 
@@ -361,7 +361,7 @@ def plan(p: Params) -> list[Task]:
                 {
                     "force": p.force,
                     "dry_run": p.dry_run,
-                    "max_usd_per_metric_point": p.max_usd_per_metric_point,
+                    "max_usd_per_point_batch": p.max_usd_per_point_batch,
                 },
             ),
             has_batch,

@@ -84,7 +84,7 @@ def config(
                 **training,
             },
             "cost_policy": {
-                "max_usd_per_metric_point": 0.01,
+                "max_usd_per_point_batch": 0.01,
                 "auto_approve_usd": 1,
                 "monthly_budget_usd": 5,
             },

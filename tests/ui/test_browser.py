@@ -166,23 +166,23 @@ def test_page_timeline_report_trigger_and_approval(stack) -> None:
         land_labels(settings, cfg, *weeks[REPLAYED - 1])
         form = frame.locator("form#trigger")
         # A bad value is refused by Airflow with the parameter named.
-        form.locator("input[name='max_usd_per_metric_point']").fill("-1")
+        form.locator("input[name='max_usd_per_point_batch']").fill("-1")
         form.locator("button[type='submit']").click()
         msg = frame.locator("#trigger-msg")
         expect(msg).to_contain_text("Refused by Airflow (400)")
-        expect(msg).to_contain_text("max_usd_per_metric_point")
+        expect(msg).to_contain_text("max_usd_per_point_batch")
         status, runs = api.call("GET", "/api/v2/dags/retrain_elec2/dagRuns")
         assert status == 200
         before = {r["dag_run_id"] for r in runs["dag_runs"]}
         # A good one runs; the cost-per-gain override makes the week worth retraining, so with
         # auto_approve_usd 0 the checkpoint asks a person.
-        form.locator("input[name='max_usd_per_metric_point']").fill("10")
+        form.locator("input[name='max_usd_per_point_batch']").fill("10")
         form.locator("button[type='submit']").click()
         # The page says "triggered <run>", then follows the run ("run <id>: running" ...).
         expect(msg).to_contain_text(re.compile(r"triggered |run manual__"), timeout=180_000)
         status, runs = api.call("GET", "/api/v2/dags/retrain_elec2/dagRuns")
         new = [r for r in runs["dag_runs"] if r["dag_run_id"] not in before]
-        assert len(new) == 1 and new[0]["conf"]["max_usd_per_metric_point"] == 10
+        assert len(new) == 1 and new[0]["conf"]["max_usd_per_point_batch"] == 10
         run_id = new[0]["dag_run_id"]
         # The approval appears on the page; answer it there.
         approve = frame.locator("#approvals-list .approval", has_text=run_id).locator(

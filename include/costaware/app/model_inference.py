@@ -328,7 +328,7 @@ def infer(
             "billing_overhead_minutes": OVERHEAD_MIN,
         },
         "cost_policy": {
-            "max_usd_per_metric_point": per_point,
+            "max_usd_per_point_batch": per_point,
             "auto_approve_usd": float(f"{max(0.05, 10 * retrain_usd):.2g}"),
             "monthly_budget_usd": budget,
             "cooldown_hours": 0,
@@ -365,7 +365,7 @@ def infer(
     }
     out.checklist[:0] = [
         f"target {target!r}: {kind} ({why_target})",
-        f"metric {metric}: one point is {spec.unit}; max_usd_per_metric_point "
+        f"metric {metric}: one point is {spec.unit}; max_usd_per_point_batch "
         f"${per_point} prices a point × batch — set what one is worth to you",
         f"feature ranges are the observed ones widened by {RANGE_MARGIN:.0%} of their span: "
         "replace them with physical or business limits where you know them",

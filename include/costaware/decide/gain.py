@@ -23,6 +23,7 @@ class GainEstimate:
     high: float
     method: str
     basis: str
+    horizon: int | None = None  # batches the gain is counted over (the best cycle), if known
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -210,7 +211,7 @@ def estimate_gain_probe(
         f"{age} loses {expected:.2f} pts (champion measured {own}) → regret {regret:.2f} pts"
         f"{noise}; best cycle {k} batch(es) → gain {points:.2f} pts×batches"
     )
-    return GainEstimate(points, low, high, "probe", basis)
+    return GainEstimate(points, low, high, "probe", basis, horizon=k)
 
 
 def _extend(rho: list[float], champion_age: int, regret: float) -> list[float]:

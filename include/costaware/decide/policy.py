@@ -1,6 +1,6 @@
 """The cost-per-performance-gain checkpoint: a pure function, no I/O.
 
-    retrain  when cost / gain ≤ max_usd_per_metric_point, cost ≤ budget left, cooldown passed
+    retrain  when cost / gain ≤ max_usd_per_point_batch, cost ≤ budget left, cooldown passed
              and cost ≤ auto_approve_usd;
     approve  when it would retrain but the cost is above auto_approve_usd or the budget left;
     skip     otherwise.
@@ -18,6 +18,7 @@ upper bound for one retrain) against the budget. A cost estimate that comes from
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,6 +51,12 @@ class CheckpointInputs:
     force: bool = False
     dry_run: bool = False
     metric: str = ""  # the model's metric: says what a point of gain is
+    # Realized return (decide/realized.py): gain_points above is the estimator's gain × the
+    # shrunk realized / expected ratio of past retrains; None while not corrected.
+    raw_gain_points: float | None = None  # the estimator's gain before the correction
+    realized_ratio: float | None = None
+    realized_ratio_se: float | None = None
+    realized_text: str = ""  # what the ratio rests on, and the $ per point actually paid
 
 
 @dataclass(frozen=True)
@@ -106,11 +113,26 @@ def _fmt(v: Any) -> str:
 
 
 def decide(
-    inputs: CheckpointInputs, policy: CostPolicy, max_usd_per_metric_point: float | None = None
+    inputs: CheckpointInputs,
+    policy: CostPolicy,
+    max_usd_per_point_batch: float | None = None,
+    *,
+    max_usd_per_metric_point: float | None = None,
 ) -> Decision:
-    """Retrain, skip or ask for approval — with the reasons and every number used."""
+    """Retrain, skip or ask for approval — with the reasons and every number used.
+
+    ``max_usd_per_point_batch`` overrides the policy's limit for this decision;
+    ``max_usd_per_metric_point`` is its deprecated name."""
     i = inputs
-    max_per_point = max_usd_per_metric_point or policy.max_usd_per_metric_point
+    if max_usd_per_metric_point is not None:
+        warnings.warn(
+            "decide(max_usd_per_metric_point=...) is deprecated; use max_usd_per_point_batch",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        max_usd_per_point_batch = max_usd_per_point_batch or max_usd_per_metric_point
+    max_per_point = max_usd_per_point_batch or policy.max_usd_per_point_batch
+    of = f" of {i.metric}" if i.metric else ""  # gain is in points of the model's metric
     # Conservative: an unknown charge counts at the most a retrain is expected to cost.
     unknown_usd = i.spent_unknown * i.unknown_each_usd
     budget_left = policy.monthly_budget_usd - i.spent_this_month_usd - unknown_usd
@@ -146,8 +168,16 @@ def decide(
         "drifted columns": ", ".join(i.drifted_columns) or "none",
         "labelled rows": i.labelled_rows,
     }
+    if i.realized_ratio is not None:
+        numbers |= {
+            "estimator's gain before realized correction (pt·batches)": i.raw_gain_points,
+            "realized / expected ratio (shrunk)": (
+                f"{i.realized_ratio:.2f} ± {i.realized_ratio_se or 0.0:.2f}"
+            ),
+            "realized return": i.realized_text,
+        }
     thresholds: dict[str, Any] = {
-        "max_usd_per_metric_point": max_per_point,
+        "max_usd_per_point_batch": max_per_point,
         "auto_approve_usd": policy.auto_approve_usd,
         "monthly_budget_usd": policy.monthly_budget_usd,
         "cooldown_hours": policy.cooldown_hours,
@@ -193,11 +223,13 @@ def decide(
         )
     if not checks["gain above minimum"]:
         failed.append(
-            f"expected gain {i.gain_points:.2f} pt·batches < minimum "
+            f"expected gain {i.gain_points:.2f} pt·batches{of} < minimum "
             f"{policy.min_expected_gain_points:g}"
         )
     elif not checks["cost per pt·batch within limit"]:
-        failed.append(f"${usd_per_point:.4f} per pt·batch > limit ${max_per_point:g} per pt·batch")
+        failed.append(
+            f"${usd_per_point:.4f} per pt·batch{of} > limit ${max_per_point:g} per pt·batch"
+        )
     if failed:
         return out("skip", "; ".join(failed), failed)
 
@@ -220,7 +252,7 @@ def decide(
         return out("approve", "worth it, but needs a person's approval: " + "; ".join(needs), needs)
     return out(
         "retrain",
-        f"expected gain {i.gain_points:.2f} pt·batches for ${i.cost_usd:.4f} = "
+        f"expected gain {i.gain_points:.2f} pt·batches{of} for ${i.cost_usd:.4f} = "
         f"${usd_per_point:.4f} per pt·batch ≤ ${max_per_point:g}",
         [],
     )

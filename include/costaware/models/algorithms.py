@@ -441,7 +441,7 @@ def default_config(features: list[str], target: str, algorithm: str) -> ModelCon
             "validation_suite": "-",
             "training": {"algorithm": algorithm},
             "cost_policy": {
-                "max_usd_per_metric_point": 1,
+                "max_usd_per_point_batch": 1,
                 "auto_approve_usd": 0,
                 "monthly_budget_usd": 1,
             },

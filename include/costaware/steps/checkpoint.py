@@ -73,10 +73,11 @@ def cost_checkpoint(
     cost: dict[str, Any],
     force: bool = False,
     dry_run: bool = False,
-    max_usd_per_metric_point: float | None = None,
+    max_usd_per_point_batch: float | None = None,
 ) -> dict[str, Any]:
     """The cost-per-gain checkpoint: decide, record the decision, log it as one table."""
     from costaware.decide.policy import CheckpointInputs, decide
+    from costaware.decide.realized import checkpoint_gain
 
     gain = perf.get("gain") or {
         "points": 0.0,
@@ -89,9 +90,8 @@ def cost_checkpoint(
         has_champion=perf.get("champion_version") is not None,
         labelled_rows=int(perf.get("train_rows", 0)),
         min_train_rows=ctx.cfg.training.min_train_rows,
-        gain_points=float(gain["points"]),
-        gain_low=float(gain["low"]),
-        gain_high=float(gain["high"]),
+        # The estimator's gain × the realized / expected ratio of past retrains.
+        **checkpoint_gain(gain, perf.get("realized")),
         gain_basis=str(gain["basis"]),
         cost_usd=float(cost["usd"]),
         cost_quality=str(cost["quality"]),
@@ -108,7 +108,17 @@ def cost_checkpoint(
         dry_run=dry_run,
         metric=ctx.cfg.metric,
     )
-    decision = decide(inputs, ctx.cfg.cost_policy, max_usd_per_metric_point)
+    decision = decide(inputs, ctx.cfg.cost_policy, max_usd_per_point_batch)
+    # A model in a shared budget (budgets.yaml) retrains only if the budget funds it; while
+    # the budget's window is open nothing is recorded and the task asks to be rescheduled.
+    from costaware.steps.budget import shared_budget
+
+    shared = shared_budget(ctx, decision, inputs, cost)
+    if shared.wait_until is not None:
+        why = f"waiting for {', '.join(shared.waiting_for)} to post to the shared budget"
+        log.info("cost checkpoint for %s: %s, until %s at most", ctx.model, why, shared.wait_until)
+        return {"action": "wait", "reason": why, "wait_until": shared.wait_until.isoformat()}
+    decision = shared.decision
     log.info(
         "cost checkpoint for %s, batch %s:\n%s", ctx.model, validated["batch_id"], decision.table()
     )
@@ -119,6 +129,7 @@ def cost_checkpoint(
         "force": force,
         "drift": {k: drift.get(k) for k in ("drift_share", "drifted_columns")},
         "champion_points": perf.get("champion_points"),
+        "realized": perf.get("realized"),  # expected vs realized of past retrains
     }
     ctx.ledger.record_decision(
         model=ctx.model,

@@ -74,8 +74,9 @@ def measure_drift(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
 
 @step_points
 def measure_performance(ctx: StepContext) -> dict[str, Any]:
-    """The champion's metric on the newest labelled window, and the expected gain of a
-    retrain from the probe regret curve (``gain.estimate_gain_probe``, as in bench/policy.py)."""
+    """The champion's metric on the newest labelled window, the expected gain of a retrain
+    from the probe regret curve (``gain.estimate_gain_probe``, as in bench/policy.py), and
+    the realized return of past retrains (``steps.realized``)."""
     from costaware.decide.gain import (
         PROBE_AGES,
         estimate_gain_probe,
@@ -166,6 +167,11 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
         champion_age_batches=age,
         gain=gain.as_dict(),
     )
+    # Realized return: the model this champion replaced, scored on the same later rows, and
+    # the running realized / expected ratio of every retrain (the checkpoint's correction).
+    from costaware.steps.realized import track_realized
+
+    out["realized"] = track_realized(ctx, version, labelled, accepted)
     log.info(
         "champion v%s (age %d batches): %s %.2f ± %.2f pts on %s (%d rows); a fresh probe "
         "scores %.2f → %s",

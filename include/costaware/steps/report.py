@@ -76,6 +76,49 @@ def _final_outcome(
     return {"skip": "skipped"}.get(action, "trained")
 
 
+def _realized_section(r: dict[str, Any]) -> str:
+    """Expected vs realized gain of every retrain that went through the gate, and the
+    ratio that corrected this run's expected gain."""
+    head = _table(
+        [
+            ("realized / expected (shrunk)", f"{r['ratio']:.2f} ± {r['ratio_se']:.2f}"),
+            ("raw ratio Σ realized / Σ expected", r.get("raw_ratio")),
+            ("retrains measured / pending", f"{r['counted']} / {r['pending']}"),
+            ("expected (pt·batches)", r.get("expected_total")),
+            ("realized (pt·batches)", r.get("realized_total")),
+            ("$ per pt·batch expected", r.get("usd_per_point_expected")),
+            ("$ per pt·batch paid", r.get("usd_per_point_paid")),
+            ("prior", r.get("prior")),
+        ]
+    )
+    cells = ("run", "verdict", "expected", "horizon", "batches", "realized ± se", "$", "$/pt paid")
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(_fmt(v))}</td>"
+            for v in (
+                o["run_id"],
+                "promoted" if o["promoted"] else "rejected",
+                o["expected"],
+                o["horizon"],
+                o["batches"],
+                "pending" if o["realized"] is None else f"{o['realized']} ± {o['realized_se']}",
+                o["cost_usd"],
+                o["usd_per_point_paid"],
+            )
+        )
+        + "</tr>"
+        for o in r.get("outcomes", [])
+    )
+    per = "".join(f"<th>{c}</th>" for c in cells)
+    return (
+        "<h2>Realized return</h2>"
+        f"<p>{html.escape(str(r.get('text', '')))}</p>"
+        + head
+        + (f"<table><tr>{per}</tr>{rows}</table>" if rows else "")
+    )
+
+
 @step_points
 def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
     """Write ``reports/<model>/<batch>/index.html`` + ``summary.json``; finish the ledger row."""
@@ -139,6 +182,9 @@ def publish_report(ctx: StepContext, results: dict[str, Any]) -> dict[str, Any]:
         det = led["details"]
         parts.append("<h3>Checkpoint numbers</h3>" + _table(list(det.get("numbers", {}).items())))
         parts.append("<h3>Thresholds</h3>" + _table(list(det.get("thresholds", {}).items())))
+    realized = (results.get("performance") or {}).get("realized")
+    if realized:
+        parts.append(_realized_section(realized))
     parts.append(
         "<h2>Validation (Great Expectations)</h2>"
         + _table(

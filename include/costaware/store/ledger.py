@@ -130,7 +130,7 @@ label_files = sa.Table(
 # final: priced (the note says when the billed time is a lower bound); running: started, not
 # ended yet; lost: its cost is unknown (the process died leaving no sign of when).
 COST_STATUSES = ("final", "running", "lost")
-HEAD = "0003"
+HEAD = "0006"
 _upgraded: set[str] = set()
 _upgrade_lock = threading.Lock()
 
@@ -447,6 +447,27 @@ monitor_runs = sa.Table(
     sa.UniqueConstraint("model", "run_id", name="uq_monitor_runs_model_run"),
 )
 
+# The prediction log's hourly counts (migration 0006), kept by ``monitor.queries``: a monitor
+# run recounts only the hours that got predictions or labels since the last run.
+prediction_counts = sa.Table(
+    "prediction_counts",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("hour", sa.DateTime, primary_key=True),  # the hour's start (naive UTC)
+    sa.Column("version", sa.String(20), primary_key=True),
+    sa.Column("served", sa.BigInteger, nullable=False),
+    sa.Column("labelled", sa.BigInteger, nullable=False),
+)
+
+prediction_count_marks = sa.Table(
+    "prediction_count_marks",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("predictions_id", sa.BigInteger, nullable=False),  # highest id counted
+    sa.Column("labels_id", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
 
 def _insert_ignoring_duplicates(table: sa.Table, keys: list[str]) -> Any:
     """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for PostgreSQL and SQLite: replaying a
@@ -529,3 +550,72 @@ def record_monitor_run(ledger: Ledger, **row: Any) -> None:
 
 def monitor_history(ledger: Ledger, model: str) -> list[dict[str, Any]]:
     return ledger._select(monitor_runs, monitor_runs.c.model == model)
+
+
+# -- realized return (migration 0004) ---------------------------------------------------------
+# One row per (promotion run, later labelled batch): the new champion's and the replaced
+# model's points on the same rows, beside the gain the checkpoint expected and the retrain's
+# cost (NULL while unknown). decide/realized.py turns them into the running ratio.
+realized_gains = sa.Table(
+    "realized_gains",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),  # the run that promoted
+    sa.Column("batch_id", sa.String(200), nullable=False),  # a later labelled batch
+    sa.Column("champion_version", sa.String(20), nullable=False),
+    sa.Column("replaced_version", sa.String(20), nullable=False),
+    sa.Column("metric", sa.String(40), nullable=False),
+    sa.Column("champion_points", sa.Float, nullable=False),
+    sa.Column("replaced_points", sa.Float, nullable=False),
+    sa.Column("gain_points", sa.Float, nullable=False),  # champion − replaced
+    sa.Column("gain_se", sa.Float),  # the paired comparison's sampling error
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("expected_gain", sa.Float),  # pt·batches the checkpoint expected (uncorrected)
+    sa.Column("horizon_batches", sa.Integer),  # batches that gain was counted over
+    sa.Column("usd", sa.Float),  # what the retrain cost
+    sa.Column("data_time", sa.DateTime),  # the batch's newest event
+    sa.Column("created_at", sa.DateTime, nullable=False, default=_now),
+    sa.UniqueConstraint("model", "run_id", "batch_id", name="uq_realized_gains_model_run_batch"),
+)
+
+
+def record_realized(ledger: Ledger, **row: Any) -> None:
+    """One promotion's gain on one later batch; a retry rewrites the same row."""
+    ledger._upsert(realized_gains, ("model", "run_id", "batch_id"), row)
+
+
+def realized_rows(ledger: Ledger, model: str) -> list[dict[str, Any]]:
+    return ledger._select(realized_gains, realized_gains.c.model == model)
+
+
+# -- shared budgets (migration 0005) -----------------------------------------------------------
+budget_candidates = sa.Table(
+    "budget_candidates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("budget", sa.String(64), nullable=False),
+    sa.Column("window_key", sa.String(20), nullable=False),  # 2026-W48 | 2026-11-26 | 2026-11
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("gain_points", sa.Float, nullable=False),  # expected, pt·batch of ``metric``
+    sa.Column("cost_usd", sa.Float, nullable=False),  # expected
+    sa.Column("limit_usd", sa.Float, nullable=False),  # the model's max_usd_per_point_batch
+    sa.Column("metric", sa.String(40), nullable=False),
+    sa.Column("verdict", sa.String(20), nullable=False),  # funded | outbid | short
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, default=_now),
+    sa.UniqueConstraint("budget", "model", "run_id", name="uq_budget_candidates_run"),
+    sa.Index("ix_budget_candidates_window", "budget", "window_key"),
+)
+
+
+def record_budget_candidate(ledger: Ledger, **row: Any) -> None:
+    """A candidate and its verdict; a retry of the same run rewrites the same row."""
+    ledger._upsert(budget_candidates, ("budget", "model", "run_id"), row)
+
+
+def budget_window(ledger: Ledger, budget: str, window: str) -> list[dict[str, Any]]:
+    """The window's candidates in the order they were posted."""
+    c = budget_candidates.c
+    return ledger._select(budget_candidates, c.budget == budget, c.window_key == window)

@@ -115,7 +115,7 @@ def _timeline(view: ModelView) -> str:
         "decision",
         "outcome",
         "why",
-        "expected gain (pts)",
+        f"expected gain (pt·batch of {view.metric or 'the metric'})",
         "expected $",
         "actual $",
         "budget left",
@@ -209,7 +209,7 @@ def _actions(model: str) -> str:
 <form id='trigger'><b>Run retrain_{_e(model)}</b>
 <label><input type='checkbox' name='force'> force (retrain whatever the checkpoint says)</label>
 <label><input type='checkbox' name='dry_run'> dry run (decide, do not train)</label>
-<label>max $ per metric point <input name='max_usd_per_metric_point' size='8'></label>
+<label>max $ per pt·batch <input name='max_usd_per_point_batch' size='8'></label>
 <label>batch <input name='batch' size='18' placeholder='oldest waiting'></label>
 <button type='submit'>Trigger</button><div class='msg' id='trigger-msg'></div></form>
 <form id='rollback'><b>Roll back (rollback_{_e(model)})</b>
@@ -254,8 +254,8 @@ async function watch(dagId, runId, id) {
 document.getElementById('trigger').addEventListener('submit', async ev => {
   ev.preventDefault();
   const f = ev.target, conf = {force: f.force.checked, dry_run: f.dry_run.checked};
-  const m = f.max_usd_per_metric_point.value.trim();
-  if (m !== '') { conf.max_usd_per_metric_point = isNaN(Number(m)) ? m : Number(m); }
+  const m = f.max_usd_per_point_batch.value.trim();
+  if (m !== '') { conf.max_usd_per_point_batch = isNaN(Number(m)) ? m : Number(m); }
   if (f.batch.value.trim() !== '') { conf.batch = f.batch.value.trim(); }
   const res = await api('POST', `/dags/retrain_${model}/dagRuns`, {logical_date: null, conf});
   say('trigger-msg', res, res.ok ? 'triggered ' + res.data.dag_run_id : '');
