@@ -26,6 +26,26 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from costaware.app.backtest import backtest, table
+    from costaware.config import get_model
+    from costaware.settings import Settings
+
+    settings = Settings.from_env()
+    cfg = get_model(settings.models_dir, args.model)
+    bt = backtest(
+        cfg,
+        settings.project_root,
+        args.policy,
+        start=args.start,
+        stop=args.stop,
+        limit=args.max_usd_per_point,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(table(bt, events=not args.no_events))
+    return 0
+
+
 def _cmd_rollback(args: argparse.Namespace) -> int:
     import getpass
 
@@ -145,6 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--verbose", action="store_true", help="task logs on the terminal")
     r.set_defaults(func=_cmd_replay)
+    bt = sub.add_parser(
+        "backtest",
+        help="what a policy would have spent and lost on the model's data (oracle as bound)",
+    )
+    bt.add_argument("model")
+    bt.add_argument("--from", dest="start", default=None, help="first batch: index, name or date")
+    bt.add_argument("--to", dest="stop", default=None, help="last batch: index, name or date")
+    bt.add_argument("--policy", default="costaware", help="costaware | periodic:K | drift | never")
+    bt.add_argument(
+        "--max-usd-per-point",
+        type=float,
+        default=None,
+        help="$ per metric point × batch (default: the model's cost_policy)",
+    )
+    bt.add_argument("--no-events", action="store_true", help="summary only, no retrain list")
+    bt.set_defaults(func=_cmd_backtest)
     rb = sub.add_parser("rollback", help="champion ← previous champion (or --to VERSION)")
     rb.add_argument("model")
     rb.add_argument("--to", default=None, help="version to make champion")
