@@ -12,18 +12,29 @@ cost_checkpoint → train_challenger → evaluate_challenger → promote_or_reje
 * A batch that fails its Great Expectations suite is moved to `quarantine/` and the run
   fails loudly; nothing is trained and the champion is untouched.
 * The **cost checkpoint** retrains only when the expected metric gain is worth its cost
-  (`max_usd_per_metric_point`), within budget and after the cooldown; above the
+  (`max_usd_per_point_batch`), within budget and after the cooldown; above the
   auto-approve limit or the month's budget it asks a person: **approve_retrain** waits in
   the UI (Required actions) for Approve / Reject; only an Approve trains, and nobody
   answering within the model's `airflow.approval_timeout_hours` (default 24) rejects.
+* A model in a **shared budget** (`budgets.yaml` beside the model configs) asks it too:
+  **cost_checkpoint** posts its retrain and waits *up for reschedule* (no worker slot) until
+  the budget's other models have posted in this window or its `wait_minutes` pass; the best
+  gain per dollar is funded first, and a run that is not says who outbid it.
 * A challenger is promoted only if it beats the champion on the same held-out window.
+* With `data.batches_from: prediction_log`, **collect_batch** first writes each ready
+  interval of the prediction log (the labelled predictions `costaware serve` logged) into
+  the landing zone as a batch plus its label file; from there it is a batch like any other
+  (README, "The live loop").
+* With `training.backend: sagemaker`, **prepare_training** writes the training window to
+  S3, **train_on_sagemaker** waits for the SageMaker (spot) job deferred — the triggerer
+  polls, no worker slot is held — and **train_challenger** registers the model it made.
 * **A backlog drains**, one batch per run, oldest event first: when batches are still
   waiting after a run (whatever its outcome, a quarantine included), **check_backlog**
   lets **drain_backlog** trigger the next run of this DAG (`max_active_runs=1` queues it
   behind this one). It stops when nothing waits, when this run's batch is still in the
   landing zone (another run would only take it again: the log says which and why), and
   for a run that named its `batch`. Drained runs use the model's own settings: `force`,
-  `dry_run` and a `max_usd_per_metric_point` override apply to the run they were given to.
+  `dry_run` and a `max_usd_per_point_batch` override apply to the run they were given to.
 
 The report of each run is in `$COSTAWARE_HOME/reports/<model>/<batch>/index.html`.
 """
@@ -79,6 +90,21 @@ def _no_retry(step: Any, *args: Any) -> Any:
         raise AirflowFailException(str(exc)) from exc
 
 
+def _approved_or_skip(decision: dict[str, Any]) -> None:
+    """Training goes on when the checkpoint said retrain or a person approved; else skip."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    answer = get_current_context()["ti"].xcom_pull(task_ids="approve_retrain") or {}
+    # Only a person's explicit Approve spends money: the timeout's default is Reject and
+    # carries no responder.
+    user = answer.get("responded_by_user") or {}
+    who = user.get("name") or user.get("id")
+    approved = answer.get("chosen_options") == ["Approve"] and bool(who)
+    if not (decision["train"] or approved):
+        said = f"; approval: {answer.get('chosen_options')} by {who}" if answer else ""
+        raise AirflowSkipException(f"not retraining: {decision['reason']}{said}")
+
+
 def trigger_params(cfg: ModelConfig) -> dict[str, Param]:
     """The trigger form of ``retrain_<model>``: what a person may change for one run."""
     return {
@@ -97,13 +123,14 @@ def trigger_params(cfg: ModelConfig) -> dict[str, Param]:
             description="Decide and record the decision, but do not train.",
             **PARAM_SCHEMA,
         ),
-        "max_usd_per_metric_point": Param(
+        "max_usd_per_point_batch": Param(
             None,
             type=["null", "number"],
             exclusiveMinimum=0,
-            title="Max $ per metric point",
-            description="Override the model's cost-per-gain limit for this run "
-            f"(config: {cfg.cost_policy.max_usd_per_metric_point}).",
+            title="Max $ per point·batch",
+            description="Override the model's cost-per-gain limit for this run: dollars per "
+            f"{cfg.metric} point × batch served "
+            f"(config: {cfg.cost_policy.max_usd_per_point_batch}).",
             **PARAM_SCHEMA,
         ),
         "batch": Param(
@@ -175,7 +202,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             from costaware.steps.checkpoint import cost_checkpoint as step
 
             p = _run_params()
-            return step(
+            decision = step(
                 _ctx(model),
                 validated,
                 drift,
@@ -183,8 +210,17 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
                 cost,
                 force=p.force,
                 dry_run=p.dry_run,
-                max_usd_per_metric_point=p.max_usd_per_metric_point,
+                max_usd_per_point_batch=p.max_usd_per_point_batch,
             )
+            if decision.get("wait_until"):
+                # A shared budget's window is still open: free the worker slot, ask again later.
+                import datetime as dt
+
+                from airflow.sdk.exceptions import AirflowRescheduleException
+
+                when = dt.datetime.fromisoformat(decision["wait_until"]).replace(tzinfo=dt.UTC)
+                raise AirflowRescheduleException(when)
+            return decision
 
         @task.short_circuit(ignore_downstream_trigger_rules=False)
         def needs_approval(decision: dict[str, Any]) -> bool:
@@ -205,20 +241,32 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def train_challenger(validated: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
-            from airflow.sdk.exceptions import AirflowSkipException
-
             from costaware.steps.train import train_challenger as step
 
-            answer = get_current_context()["ti"].xcom_pull(task_ids="approve_retrain") or {}
-            # Only a person's explicit Approve spends money: the timeout's default is Reject
-            # and carries no responder.
-            user = answer.get("responded_by_user") or {}
-            who = user.get("name") or user.get("id")
-            approved = answer.get("chosen_options") == ["Approve"] and bool(who)
-            if not (decision["train"] or approved):
-                said = f"; approval: {answer.get('chosen_options')} by {who}" if answer else ""
-                raise AirflowSkipException(f"not retraining: {decision['reason']}{said}")
+            _approved_or_skip(decision)
             return _no_retry(step, _ctx(model), validated["batch_id"])
+
+        # training.backend: sagemaker — the data goes to S3, the job runs there and the task
+        # that waits for it is deferred (the triggerer polls, no worker slot is held); the
+        # model it made is then registered as the challenger, as a local one would be.
+        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, multiple_outputs=True)
+        def prepare_training(
+            validated: dict[str, Any], decision: dict[str, Any], cost: dict[str, Any]
+        ) -> dict[str, Any]:
+            from costaware.steps.train import prepare_cloud_training as step
+
+            _approved_or_skip(decision)
+            prepared = _no_retry(step, _ctx(model), validated["batch_id"])
+            # The placement's choice among the YAML's instance types (None: the YAML's).
+            return {**prepared, "instance_type": (cost.get("placement") or {}).get("instance_type")}
+
+        @task(task_id="train_challenger")
+        def register_challenger(
+            validated: dict[str, Any], prepared: dict[str, Any], trained: dict[str, Any]
+        ) -> dict[str, Any]:
+            from costaware.steps.train import register_cloud_challenger as step
+
+            return _no_retry(step, _ctx(model), validated["batch_id"], prepared, trained)
 
         @task
         def evaluate_challenger(trained: dict[str, Any]) -> dict[str, Any]:
@@ -272,8 +320,21 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         cost = estimate_cost(validated)
         decision = cost_checkpoint(validated, drift, perf, cost)
         needs_approval(decision) >> approve_retrain
-        trained = train_challenger(validated, decision)
-        approve_retrain >> trained
+        if cfg.training.backend == "sagemaker":
+            from costaware.app.cloud_training import SageMakerSpotTrainingOperator
+
+            prepared = prepare_training(validated, decision, cost)
+            approve_retrain >> prepared
+            on_sagemaker = SageMakerSpotTrainingOperator(
+                task_id="train_on_sagemaker",
+                cfg=cfg,
+                job=prepared["job"],
+                instance_type=prepared["instance_type"],
+            )
+            trained = register_challenger(validated, prepared, on_sagemaker.output)
+        else:
+            trained = train_challenger(validated, decision)
+            approve_retrain >> trained
         evaluation = evaluate_challenger(trained)
         outcome = promote_or_reject(evaluation, trained, decision)
         report = publish_report(validated, drift, perf, cost, decision)

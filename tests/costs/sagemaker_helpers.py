@@ -1,36 +1,24 @@
 """SageMaker and CloudWatch fixtures in moto for the idle-capacity tests (a uniquely named
-module, importable from tests/costs and tests/dags alike)."""
+module, importable from tests/costs and tests/dags alike). moto's missing StopTrainingJob is
+added by the training tests' one patch (``tests/models/training/cloud.py``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-import pytest
+from tests.models.training.cloud import add_stop_training_job
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker"
+__all__ = ["add_stop_training_job", "calls", "make_endpoint", "make_training_job", "moto_backend"]
 
 
 def moto_backend() -> Any:
     from moto.sagemaker.models import sagemaker_backends
 
     return sagemaker_backends[ACCOUNT][REGION]
-
-
-def add_stop_training_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto has no StopTrainingJob: add one to its responses, as SageMaker documents it (the
-    job goes Stopping, then Stopped; here at once)."""
-    from moto.core.responses import EmptyResult
-    from moto.sagemaker.responses import SageMakerResponse
-
-    def stop_training_job(self: Any) -> Any:
-        job = self.sagemaker_backend.training_jobs[self._get_param("TrainingJobName")]
-        job.training_job_status = "Stopped"
-        return EmptyResult()
-
-    monkeypatch.setattr(SageMakerResponse, "stop_training_job", stop_training_job, raising=False)
 
 
 def make_endpoint(

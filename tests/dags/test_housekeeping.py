@@ -14,7 +14,6 @@ import copy
 import datetime as dt
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,19 +24,17 @@ import boto3
 import pytest
 
 from ..conftest import ROOT, moto_server
-from ..support.airflow_api import InProcessApi
-
-DAG_ID = "finops_housekeeping"
-WAIT_S = 120
-
-sys.path.insert(0, str(ROOT / "tests" / "costs"))
-from sagemaker_helpers import (  # noqa: E402
+from ..costs.sagemaker_helpers import (
     ROLE,
     add_stop_training_job,
     calls,
     make_endpoint,
     make_training_job,
 )
+from ..support.airflow_api import InProcessApi
+
+DAG_ID = "finops_housekeeping"
+WAIT_S = 120
 
 
 class Api(InProcessApi):

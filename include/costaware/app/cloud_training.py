@@ -10,6 +10,10 @@ free. When the trigger fires, the job's state is read again and judged by costaw
 (Completed → success; Failed, Stopped, MaxWaitTimeExceeded → failure), its cost priced into
 the ledger either way. A trigger that runs out of polls stops the job (it would go on
 costing money) and fails the task: polling always ends.
+
+In the retrain DAG it is the ``train_on_sagemaker`` task of a ``backend: sagemaker`` model,
+between ``prepare_training`` (the data and ``job.json`` on S3, its ``job`` spec in XCom) and
+``train_challenger`` (which registers the model the job made).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from typing import Any
@@ -43,9 +44,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     Every attempt's cost goes to the ledger as it starts (unknown) and ends (priced), keyed by
     the job and the attempt's number, so a retried task adds its attempts to the first try's
     instead of overwriting them, and a failed job's spend is recorded too."""
-    from costaware.batches.drift import SCORE_COLUMN
     from costaware.costs import make_price_source
-    from costaware.models.scoring import load_model_file, score
     from costaware.models.training import TrainingJob, get_backend, run_to_end
 
     cfg, t = ctx.cfg, ctx.cfg.training
@@ -54,29 +53,20 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
 
         raise ConfigError(
             f"{ctx.model}: training.backend {t.backend!r} trains in a deferrable task "
-            "(costaware.app.cloud_training.SageMakerSpotTrainingOperator), not on this worker"
+            "(costaware.app.cloud_training.SageMakerSpotTrainingOperator; vertex: "
+            "costaware.app.vertex_training.VertexSpotTrainingOperator), not on this worker"
         )
     key = run_key(ctx, batch_id)
     job_id = hashlib.sha256(key.encode()).hexdigest()[:16]
     work = ctx.settings.work(ctx.model) / job_id  # durable, where every worker sees it
     workdir = ctx.settings.scratch("work", ctx.model, job_id)  # this machine's disk
     mirror = None if storage.is_local(work) else work
-    existing = ctx.registry.find_version(ctx.model, key)
-    if existing is not None:  # a retried task: the model of this run is already registered
-        log.info("challenger v%s already registered for %s; not training again", existing, key)
-        _mark_challenger(ctx, existing)
-        first = work / SUMMARY
-        summary = storage.read_json(first) if first.exists() else {}
-        spend = run_spend(ctx.ledger, ctx.model, ctx.run_id)
-        return {**summary, "version": existing, "reused": True, **spend}
-    labelled, windows = _labelled_windows(ctx)
-    train = labelled[labelled["batch_id"].isin(windows.train_batches)].copy()
-    from costaware.models.algorithms import check_frame, model_spec
+    reused = _registered(ctx, key, work)
+    if reused is not None:  # a retried task: the model of this run is already registered
+        return reused
+    from costaware.models.algorithms import model_spec
 
-    check_frame(train, cfg, "training")  # DataError at once, before any job starts
-    train[cfg.target.name] = _y(ctx, train)
-    if len(train) < t.min_train_rows:
-        raise NotEnoughData(f"{ctx.model}: {len(train)} training rows < {t.min_train_rows}")
+    train, windows = _training_frame(ctx)
     if mirror is not None:  # a retry on another machine takes the first try's files
         storage.sync(mirror, workdir, always=())
     train_path = workdir / "train.parquet"
@@ -116,8 +106,30 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     )
     result = run_to_end(backend, job, record, poll_s=1.0)
     faults.point("train_challenger.trained")
+    return _register(ctx, batch_id, key, work, train, windows, result.model_path, result)
+
+
+def _register(
+    ctx: StepContext,
+    batch_id: str,
+    key: str,
+    work: Any,
+    train: Any,
+    windows: data.Windows,
+    model_path: str | Any,
+    result: Any,
+) -> dict[str, Any]:
+    """Register a trained model as this run's challenger (any backend): its drift reference
+    (the training data and the model's scores on it), the registry version, the alias, and
+    the summary a retry returns."""
+    from costaware.batches.drift import SCORE_COLUMN
+    from costaware.models.scoring import load_model_file, score
+
+    cfg, t = ctx.cfg, ctx.cfg.training
+    job_id = work.name
+    tags = retrain_tags(cfg)
     # The training data and the new model's scores on it are the drift reference.
-    model_obj = load_model_file(result.model_path)
+    model_obj = load_model_file(model_path)
     reference = train[cfg.feature_names].copy()
     reference[SCORE_COLUMN] = score(model_obj, train, cfg.feature_names)
     ref_path = storage.write_parquet(
@@ -125,7 +137,7 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     )
     version = ctx.registry.register(
         ctx.model,
-        result.model_path,
+        model_path,
         t.algorithm,
         key,
         params={
@@ -176,6 +188,33 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     }
     data.write_json_atomic(work / SUMMARY, summary)  # what a retry returns, if one comes
     return summary
+
+
+def _registered(ctx: StepContext, key: str, work: Any) -> dict[str, Any] | None:
+    """The summary of this run's challenger when a try of the task registered it already."""
+    existing = ctx.registry.find_version(ctx.model, key)
+    if existing is None:
+        return None
+    log.info("challenger v%s already registered for %s; not training again", existing, key)
+    _mark_challenger(ctx, existing)
+    first = work / SUMMARY
+    summary = storage.read_json(first) if first.exists() else {}
+    spend = run_spend(ctx.ledger, ctx.model, ctx.run_id)
+    return {**summary, "version": existing, "reused": True, **spend}
+
+
+def _training_frame(ctx: StepContext) -> tuple[Any, data.Windows]:
+    """The training window (never the held-out one), its target encoded as models see it."""
+    from costaware.models.algorithms import check_frame
+
+    cfg, t = ctx.cfg, ctx.cfg.training
+    labelled, windows = _labelled_windows(ctx)
+    train = labelled[labelled["batch_id"].isin(windows.train_batches)].copy()
+    check_frame(train, cfg, "training")  # DataError at once, before any job starts
+    train[cfg.target.name] = _y(ctx, train)
+    if len(train) < t.min_train_rows:
+        raise NotEnoughData(f"{ctx.model}: {len(train)} training rows < {t.min_train_rows}")
+    return train, windows
 
 
 def retrain_tags(cfg: Any) -> dict[str, str]:
@@ -258,22 +297,36 @@ def cloud_job(ctx: StepContext, spec: dict[str, Any], key: str) -> Any:
     return TrainingJob(**{**spec, "job_id": job_id, "tags": retrain_tags(ctx.cfg)})
 
 
-def cloud_backend(ctx: StepContext, client: Any, instance_type: str | None = None) -> Any:
-    """The model's cloud backend over ``client`` (the training service's boto3 client), on
-    ``instance_type`` when the placement chose one, else the YAML's ``instance_type``."""
+def cloud_backend(
+    ctx: StepContext, client: Any, instance_type: str | None = None, storage_client: Any = None
+) -> Any:
+    """The model's cloud backend over ``client`` (the training service's client: SageMaker's
+    boto3 client, or Vertex's ``JobServiceClient``), on ``instance_type`` when the placement
+    chose one, else the YAML's ``instance_type``. ``storage_client`` (vertex: a
+    ``google.cloud.storage.Client``) reads what the container wrote beside the model."""
     from costaware.costs import make_price_source
     from costaware.errors import ConfigError
     from costaware.models.training import get_backend
 
     cfg, t = ctx.cfg, ctx.cfg.training
-    if t.backend != "sagemaker" or t.sagemaker is None:
-        raise ConfigError(
-            f"{ctx.model}: training.backend is {t.backend!r}; a cloud training task needs "
-            "backend: sagemaker and a training.sagemaker block"
-        )
     prices = make_price_source(
         cfg.cost_policy.price_source, ctx.ledger, cfg.cost_policy.price_source_options
     )
+    if t.backend == "vertex" and t.vertex is not None:
+        return get_backend("vertex")(
+            client,
+            prices,
+            t.vertex,
+            region=t.region,
+            instance_type=instance_type or t.instance_type,
+            spot=t.spot.enabled,
+            storage_client=storage_client,
+        )
+    if t.backend != "sagemaker" or t.sagemaker is None:
+        raise ConfigError(
+            f"{ctx.model}: training.backend is {t.backend!r}; a cloud training task needs "
+            "backend: sagemaker or vertex, and its training.<backend> block"
+        )
     return get_backend("sagemaker")(
         client,
         prices,
@@ -303,11 +356,12 @@ def start_cloud_training(
     key: str,
     client: Any,
     instance_type: str | None = None,
+    storage_client: Any = None,
 ) -> dict[str, Any]:
     """Create the run's training job (or attach to the one an earlier try created) and say
     where it is: ``{"handle", "state", "detail"}``. ``instance_type``: the placement's
     choice (``placement_for``), shown in the decision memo."""
-    backend = cloud_backend(ctx, client, instance_type)
+    backend = cloud_backend(ctx, client, instance_type, storage_client)
     job = cloud_job(ctx, spec, key)
     handle = backend.submit(job, _cloud_recorder(ctx, backend, job))
     status = backend.poll(handle)
@@ -316,14 +370,15 @@ def start_cloud_training(
 
 
 def finish_cloud_training(
-    ctx: StepContext, spec: dict[str, Any], key: str, client: Any
+    ctx: StepContext, spec: dict[str, Any], key: str, client: Any, storage_client: Any = None
 ) -> dict[str, Any]:
     """Price the ended job into the ledger and return its result; ``TrainingError`` for a
     job that Failed, was Stopped or exceeded its max wait (after its cost is recorded)."""
-    backend = cloud_backend(ctx, client)
+    backend = cloud_backend(ctx, client, storage_client=storage_client)
     job = cloud_job(ctx, spec, key)
     from costaware.models.training.sagemaker import job_name
 
+    # SageMaker's job name; Vertex's display name (the vertex backend finds the job by it).
     result = backend.result(job_name(job), _cloud_recorder(ctx, backend, job))
     log.info(
         "training job %s of %s: %s, billed %.0f s, $%.4f, saved $%s; %s",
@@ -336,6 +391,93 @@ def finish_cloud_training(
         "; ".join(result.notes),
     )
     return {**result.as_dict(), "job_id": job.job_id}
+
+
+def prepare_cloud_training(ctx: StepContext, batch_id: str) -> dict[str, Any]:
+    """What the retrain DAG's cloud training task needs, written where the cloud reads it:
+    the training window as ``train.parquet`` and the job as ``job.json`` in the run's work
+    folder on object storage (SageMaker's channels), and the job's spec for the operator.
+    A set-up whose model could not be registered is refused here, before a job is paid."""
+    from costaware.errors import ConfigError
+    from costaware.models.algorithms import model_spec
+    from costaware.models.training.sagemaker_container import JOB_FILE, TRAIN_FILE
+    from costaware.models.training.sagemaker_model import registrable
+
+    cfg, t = ctx.cfg, ctx.cfg.training
+    if t.backend != "sagemaker" or t.sagemaker is None:
+        raise ConfigError(
+            f"{ctx.model}: training.backend is {t.backend!r}; the cloud training task needs "
+            "backend: sagemaker and a training.sagemaker block"
+        )
+    registrable(t.sagemaker)
+    key = run_key(ctx, batch_id)
+    job_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+    work = ctx.settings.work(ctx.model) / job_id
+    if storage.is_local(work):
+        raise ConfigError(
+            f"{ctx.model}: SageMaker reads the training data from S3, but COSTAWARE_STORAGE is "
+            f"this machine's {storage.text(work)}; set COSTAWARE_STORAGE to s3://bucket/prefix"
+        )
+    train, windows = _training_frame(ctx)
+    train_path = work / TRAIN_FILE
+    if not train_path.exists():  # a retry keeps the data a job may be reading
+        storage.write_parquet(train_path, train)
+    spec = {
+        "algorithm": t.algorithm,
+        "train_path": storage.text(train_path),
+        "features": cfg.feature_names,
+        "target": cfg.target.name,
+        "params": t.params,
+        "num_boost_round": t.num_boost_round,
+        "chunk_rounds": t.chunk_rounds,
+        "seed": cfg.evaluation.seed,
+        "workdir": str(ctx.settings.scratch("work", ctx.model, job_id)),
+        "mirror": storage.text(work),
+        "model_spec": model_spec(cfg),
+    }
+    storage.write_json(work / JOB_FILE, {**spec, "job_id": job_id})
+    log.info(
+        "%s: %d training rows from %s written to %s for SageMaker",
+        ctx.model,
+        len(train),
+        windows.train_batches,
+        storage.text(work),
+    )
+    return {
+        "job": spec,
+        "key": key,
+        "work": storage.text(work),
+        **windows.as_dict(),
+    }
+
+
+def register_cloud_challenger(
+    ctx: StepContext, batch_id: str, prepared: dict[str, Any], trained: dict[str, Any]
+) -> dict[str, Any]:
+    """Register the model a cloud job made (``trained``: ``finish_cloud_training``'s result)
+    as this run's challenger, like a locally trained one: its artifact is fetched from the
+    job's output, its drift reference computed on the data it trained on."""
+    from costaware.models.training.base import Attempt, TrainingResult
+    from costaware.models.training.sagemaker_model import fetch_model
+
+    work = storage.location(prepared["work"], ctx.settings.storage_conn_id)
+    reused = _registered(ctx, prepared["key"], work)
+    if reused is not None:
+        return reused
+    local = ctx.settings.scratch("work", ctx.model, work.name, "model")
+    model_path = fetch_model(trained["model_path"], local, ctx.settings.storage_conn_id)
+    fields = {f.name for f in dataclasses.fields(TrainingResult)}
+    result = TrainingResult(
+        **{
+            **{k: v for k, v in trained.items() if k in fields},
+            "attempts": [Attempt(**a) for a in trained.get("attempts", [])],
+        }
+    )
+    from costaware.models.training.sagemaker_container import TRAIN_FILE
+
+    train = storage.read_parquet(work / TRAIN_FILE)
+    windows = data.Windows(prepared["train_batches"], prepared["holdout_batches"])
+    return _register(ctx, batch_id, prepared["key"], work, train, windows, model_path, result)
 
 
 def stop_cloud_training(ctx: StepContext, handle: str, client: Any) -> None:

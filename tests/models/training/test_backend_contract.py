@@ -7,7 +7,10 @@ with the model's tags — with every attempt recorded in a real ledger by the sa
 the DAG uses. ``local`` trains for real on this machine; ``sagemaker`` runs against moto's
 server through the Amazon provider's hook, with the cloud-side states moto cannot produce
 set on its job (see ``cloud.py``: nothing trains there, so its artifact URI names an object
-that does not exist — checked as a URI, not as a model)."""
+that does not exist — checked as a URI, not as a model); ``vertex`` runs against
+``vertex_server.py`` (Vertex AI's REST API for custom jobs and a Cloud Storage stand-in),
+where the job really trains in a container-like process and a Spot preemption restarts it
+from its GCS checkpoints."""
 
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from . import cloud
 from .jobs import make_backend, make_job
 
 TAGS = {"model": "elec2", "team": "energy-forecasting", "env": "dev", "purpose": "retrain"}
-BACKENDS = ["local", "sagemaker"]
+BACKENDS = ["local", "sagemaker", "vertex"]
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,19 @@ def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def moto() -> Iterator[str]:
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def vertex_fakes() -> Iterator[Any]:
+    from .vertex_server import FakeGCS, FakeVertex
+
+    gcs = FakeGCS().start()
+    vertex = FakeVertex(gcs).start()
+    try:
+        yield gcs, vertex
+    finally:
+        vertex.stop()
+        gcs.stop()
 
 
 class Harness:
@@ -150,10 +166,66 @@ class SageMakerHarness(Harness):
         return id(cloud.jobs()[handle])
 
 
+class VertexHarness(Harness):
+    name = "vertex"
+
+    def __init__(self, tmp: Path, train_file: Path, fakes: Any) -> None:
+        self.tmp, self.train_file = tmp, train_file
+        self.gcs, self.fake = fakes
+        self.storage = self.gcs.client()
+
+    def backend(self, hazard: bool) -> TrainingBackend:
+        from costaware.config import VertexSpec
+        from costaware.models.training.vertex import VertexBackend
+
+        # With the hazard, Spot preempts the worker after its first chunk; Vertex restarts it.
+        self.fake.preempt_after_chunk = 1 if hazard else None
+        return VertexBackend(
+            self.fake.client(),
+            StaticPriceSource(),
+            VertexSpec(project="acme-ml", image_uri="us-docker.pkg.dev/acme-ml/costaware:test"),
+            region="us-central1",
+            instance_type="n2-standard-4",
+            spot=True,
+            storage_client=self.storage,
+        )
+
+    def job(self, name: str) -> TrainingJob:
+        import json
+
+        key = f"state/work/elec2/{name}-{self.tmp.name}"
+        job = dataclasses.replace(
+            make_job(self.tmp, self.train_file, name),
+            job_id=f"{name}-{self.tmp.name}",
+            train_path=f"gs://costaware/{key}/train.parquet",
+            mirror=f"gs://costaware/{key}",
+            tags=TAGS,
+        )
+        bucket = self.storage.bucket("costaware")
+        if not bucket.blob(f"{key}/job.json").exists():  # the training task writes these
+            bucket.blob(f"{key}/train.parquet").upload_from_filename(str(self.train_file))
+            bucket.blob(f"{key}/job.json").upload_from_string(json.dumps(dataclasses.asdict(job)))
+        return job
+
+    def on_attempt(self, a: Attempt, hazard: bool) -> None:
+        pass
+
+    def sleep(self, hazard: bool) -> Callable[[float], None]:
+        import time
+
+        return lambda s: time.sleep(min(s, 0.2))
+
+    def same_job_object(self, handle: str) -> Any:
+        return self.fake.jobs[handle]["createTime"], len(self.fake.jobs)
+
+
 @pytest.fixture(params=BACKENDS)
 def harness(request: pytest.FixtureRequest, tmp_path: Path, train_file: Path) -> Iterator[Harness]:
     if request.param == "local":
         yield LocalHarness(tmp_path, train_file)
+        return
+    if request.param == "vertex":
+        yield VertexHarness(tmp_path, train_file, request.getfixturevalue("vertex_fakes"))
         return
     url = request.getfixturevalue("moto")
     mp = request.getfixturevalue("monkeypatch")
@@ -199,6 +271,11 @@ def test_result_is_whole_and_every_attempt_is_in_the_ledger(
     assert result.model_path and result.handle
     if harness.name == "local":
         assert Path(result.model_path).is_file()
+    elif harness.name == "vertex":  # the model the container wrote under AIP_MODEL_DIR
+        assert result.model_path.startswith("gs://costaware/state/work/elec2/whole-")
+        assert result.model_path.endswith("/model/model.pkl")
+        key = result.model_path.removeprefix("gs://costaware/")
+        assert harness.storage.bucket("costaware").blob(key).exists()  # type: ignore[attr-defined]
     else:  # the URI SageMaker reports, under the job's own output folder
         assert result.model_path.startswith("s3://costaware/state/work/elec2/whole-")
         assert result.model_path.endswith("/output/model.tar.gz")

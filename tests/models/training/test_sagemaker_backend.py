@@ -16,7 +16,8 @@ from costaware.costs.prices import StaticPriceSource
 from costaware.errors import ConfigError, TrainingError
 from costaware.models.training import TrainingJob, run_to_end
 from costaware.models.training.base import Attempt
-from costaware.models.training.sagemaker import SageMakerBackend, fetch_model, job_name
+from costaware.models.training.sagemaker import SageMakerBackend, job_name
+from costaware.models.training.sagemaker_model import fetch_model
 
 from ...conftest import moto_server
 from . import cloud

@@ -25,7 +25,13 @@ def _sagemaker() -> type:
     return SageMakerBackend
 
 
-BACKENDS = {"local": _local, "sagemaker": _sagemaker}
+def _vertex() -> type:
+    from costaware.models.training.vertex import VertexBackend
+
+    return VertexBackend
+
+
+BACKENDS = {"local": _local, "sagemaker": _sagemaker, "vertex": _vertex}
 
 
 def get_backend(name: str) -> type:

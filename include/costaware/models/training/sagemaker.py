@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import logging
 import re
-from pathlib import Path
 from typing import Any
 
 from costaware.config import SageMakerSpec
@@ -33,6 +32,7 @@ from costaware.models.training.base import (
     TrainingJob,
     TrainingResult,
 )
+from costaware.models.training.sagemaker_container import JOB_FILE
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +152,10 @@ class SageMakerBackend:
             "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
             "HyperParameters": hyper,
             "InputDataConfig": [
-                {
-                    "ChannelName": "train",
-                    "DataSource": {
-                        "S3DataSource": {
-                            "S3DataType": "S3Prefix",
-                            "S3Uri": s3_uri(job.train_path),
-                            "S3DataDistributionType": "FullyReplicated",
-                        }
-                    },
-                    "ContentType": "text/csv",
-                }
+                _channel("train", s3_uri(job.train_path), self.spec.script is not None),
+                # Script mode: costaware's trainer reads the job (features, model config,
+                # rounds, seed) from job.json, which the task writes beside the data.
+                *([_channel("job", f"{folder}/{JOB_FILE}", True)] if self.spec.script else []),
             ],
             "OutputDataConfig": {"S3OutputPath": f"{folder}/output"},
             "ResourceConfig": {
@@ -334,6 +327,20 @@ class SageMakerBackend:
         )
 
 
+def _channel(name: str, uri: str, parquet: bool) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "ContentType": "application/x-parquet" if parquet else "text/csv",
+    }
+
+
 def _status(handle: str, desc: dict[str, Any]) -> JobStatus:
     raw = str(desc.get("TrainingJobStatus", ""))
     secondary = str(desc.get("SecondaryStatus", ""))
@@ -359,38 +366,3 @@ def _runtime_s(desc: dict[str, Any]) -> float:
 
 def _epoch(value: Any) -> float | None:
     return value.timestamp() if isinstance(value, dt.datetime) else None
-
-
-def fetch_model(uri: str, dest: Path, conn_id: str | None = None) -> Path:
-    """The built-in XGBoost container's ``model.tar.gz`` (one file, ``xgboost-model``) as
-    ``dest/model.ubj``, the file the registry takes. A missing artifact or one without that
-    file is an error that says which."""
-    import io
-    import tarfile
-
-    import xgboost as xgb
-
-    from costaware.store import storage
-
-    src = storage.location(uri, conn_id)
-    if not src.exists():
-        raise TrainingError(
-            f"model artifact {uri} does not exist: SageMaker reported it, nothing is there "
-            "(check the job's output path and that its role may write to it)"
-        )
-    with tarfile.open(fileobj=io.BytesIO(storage.read_bytes(src)), mode="r:gz") as tar:
-        names = [m.name for m in tar.getmembers() if m.isfile()]
-        member = next((m for m in tar.getmembers() if m.name.lstrip("./") == "xgboost-model"), None)
-        handle = tar.extractfile(member) if member is not None else None
-        if handle is None:
-            raise TrainingError(
-                f"{uri} holds {names}, no xgboost-model: only the built-in XGBoost "
-                "algorithm's artifact can be registered"
-            )
-        raw = handle.read()
-    booster = xgb.Booster()
-    booster.load_model(bytearray(raw))
-    dest.mkdir(parents=True, exist_ok=True)
-    out = dest / "model.ubj"
-    booster.save_model(str(out))
-    return out
