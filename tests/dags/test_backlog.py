@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from costaware.app.replay import land_batch
+from costaware.app.replay import dag_test_run, land_batch
 from costaware.store.ledger import Ledger
 
 from ..conftest import ROOT, make_settings
@@ -68,8 +68,9 @@ def _test_run(h: Harness, conf: dict[str, Any]) -> tuple[str, dict[str, str], se
             return set(session.scalars(query).all())
 
     before = run_ids()
-    defaults = {k: h.dag.params[k] for k in h.dag.params.keys()}
-    dr = h.dag.test(run_conf={**defaults, **conf})
+    # Through replay's runner, as `costaware replay` runs the DAG: the drain's
+    # TriggerDagRunOperator must work there too (a deep copy of the DAG once broke it).
+    dr = dag_test_run(h.dag, conf)
     with create_session() as session:
         run = session.scalars(
             sa.select(DagRun).where(DagRun.dag_id == DAG_ID, DagRun.run_id == dr.run_id)

@@ -3,7 +3,16 @@
 
 * ``flights_lga``: binary, string categorical features (carrier, destination) and weather
   columns with real missing values;
-* ``hotel_rates``: regression (lower RMSE is better), categoricals and missing values.
+* ``hotel_rates``: regression (lower RMSE is better), categoricals and missing values;
+* ``storms``: multiclass (9 classes, log loss), nullable features.
+
+Four batches each (storms: six, as its first model needs 500 training rows), exactly as
+``costaware replay`` lands them. After the replay, the next batches are served as the
+serving app logs them (``PredictionLog`` → ``log_predictions``), some get their labels
+(``record_labels``), and ``monitor.run.run_monitor`` runs on them: its window metric is
+compared with scikit-learn's on the registered model's own predictions for those rows.
+
+The flights and hotel runs:
 
 Four batches each, exactly as ``costaware replay`` lands them (labels one batch late): three
 runs wait for 500 labelled rows, the fourth trains the first model on batches 0-1 and
@@ -15,11 +24,13 @@ the held-out rows, and compared with a constant predictor computed here too.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score, root_mean_squared_error
+from sklearn.metrics import log_loss, roc_auc_score, root_mean_squared_error
 
 from costaware.app.replay import (
     _load_dag,
@@ -30,7 +41,7 @@ from costaware.app.replay import (
     run_dag_once,
     split_batches,
 )
-from costaware.config import get_model
+from costaware.config import MonitorSpec, get_model
 from costaware.settings import Settings
 from costaware.steps.context import StepContext
 
@@ -115,3 +126,134 @@ def test_hotel_regression_lower_rmse_is_better(
     assert rmse < constant
     # Points carry the direction: a lower RMSE is more points.
     assert ev["challenger_points"] == pytest.approx(-rmse)
+
+    # Monitored after the replay: batches 4-5 served, 4 labelled. The window's RMSE is
+    # scikit-learn's on the champion's predictions; regression has no label-free estimate.
+    out, frames = _serve_and_monitor(ctx, parts, range(4, 6), range(4, 5), tmp_path)
+    w = {x["age"]: x for x in out["windows"]}
+    f = frames[4]
+    rmse_w = root_mean_squared_error(f["avg_price_per_room"], model.predict(f))
+    # (the run's table keeps 4 decimals)
+    assert w[1]["labelled"] == len(f) and w[1]["points"] == pytest.approx(-rmse_w, abs=1e-4)
+    assert w[1]["low"] < -rmse_w < w[1]["high"]
+    assert w[0]["labelled"] == 0 and "estimate" not in w[0] and "points" not in w[0]
+    assert "no label-free estimate for regression" in out["note"]
+    assert "DLE" in out["note"]
+
+
+def _json(value: object) -> object:
+    """A frame cell as the serving app receives it in JSON: None for missing, plain numbers."""
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _serve_and_monitor(
+    ctx: StepContext, parts: list, served: range, labelled: range, tmp_path: Path
+) -> tuple[dict, dict]:
+    """Log ``served`` batches through the serving app's prediction log (one day each, the
+    newest first in window 0), label the ``labelled`` ones, run the monitor with daily
+    windows. Returns the run's output and the frames served by batch."""
+    import datetime as dt
+
+    from costaware.models.scoring import score
+    from costaware.monitor.run import run_monitor
+    from costaware.serve.logbook import PredictionLog
+    from costaware.store import ledger as ledger_mod
+
+    cfg, model = ctx.cfg, ctx.model
+    version = ctx.registry.alias(model, "champion")
+    champion = ctx.registry.load(model, version)
+    start = dt.datetime(2026, 6, 1)
+    log = PredictionLog(
+        tmp_path / "spool",
+        lambda rows: ledger_mod.log_predictions(  # as serve/app.py writes: ISO times back
+            ctx.ledger, [{**r, "ts": dt.datetime.fromisoformat(r["ts"])} for r in rows]
+        ),
+        fsync=False,
+    )
+    log.start()
+    frames, ids = {}, {}
+    for day, b in enumerate(served):
+        frame = parts[b][1].reset_index(drop=True)
+        frames[b], ids[b] = frame, [f"{b}-{i}" for i in range(len(frame))]
+        s = score(champion, frame, cfg.feature_names)
+        log.add(
+            [
+                {
+                    "model": model,
+                    "request_id": rid,
+                    "ts": (start + dt.timedelta(days=day, seconds=i)).isoformat(),
+                    "features": {f: _json(row[f]) for f in cfg.feature_names},
+                    "score": float(v),
+                    "version": version,
+                    "alias": "champion",
+                    "latency_ms": 1.0,
+                }
+                for i, (rid, (_, row), v) in enumerate(
+                    zip(ids[b], frame.iterrows(), s, strict=True)
+                )
+            ]
+        )
+    deadline = time.monotonic() + 300
+    while log.depth and time.monotonic() < deadline:  # shipped to the ledger, all of it
+        time.sleep(0.2)
+    log.close()
+    assert log.depth == 0 and log.dropped == 0
+    for b in labelled:
+        truth = {r: str(v) for r, v in zip(ids[b], frames[b][cfg.target.name], strict=True)}
+        ledger_mod.record_labels(ctx.ledger, model, truth, start)
+    spec = MonitorSpec(window_hours=24, history_windows=len(served), min_rows=30)
+    mctx = StepContext(
+        cfg.model_copy(update={"monitor": spec}),
+        ctx.settings,
+        run_id="monitor-e2e",
+        clock=start + dt.timedelta(days=len(served)),
+    )
+    return run_monitor(mctx), frames
+
+
+def test_storms_multiclass_end_to_end_and_monitored(
+    airflow_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx, cfg, parts = _replay("storms", tmp_path, monkeypatch, batches=6)
+    decisions = ctx.ledger.decisions("storms")
+    assert [d["batch_id"] for d in decisions] == [p[0] for p in parts[:6]]
+    promoted = [d for d in decisions if d["outcome"] == "promoted"]
+    # Each promotion made a version; the newest is the champion.
+    champion = str(len(promoted))
+    assert promoted and ctx.registry.alias("storms", "champion") == champion
+    ev = promoted[-1]["details"]["evaluation"]
+    assert ev["metric"] == "log_loss" and ev["higher_is_better"] is False
+    model = ctx.registry.load("storms", champion)
+    # The held-out batch the ledger names, scored by the registered model, scored here.
+    name = ev["holdout_batches"][0]
+    held = next(p for n, p in parts if n == name)
+    classes = [str(c) for c in cfg.target.classes]
+    y = held[cfg.target.name].astype(str).map(classes.index).to_numpy()
+    probs = model.scores(held)
+    assert probs.shape == (len(held), len(classes))
+    expected = log_loss(y, probs, labels=list(range(len(classes))))
+    assert ev["rows"] == len(held)
+    assert ev["challenger_value"] == pytest.approx(expected, rel=1e-4)
+
+    # Served after the replay: batches 6-8; 6 and 7 labelled, 8 not yet.
+    out, frames = _serve_and_monitor(ctx, parts, range(6, 9), range(6, 8), tmp_path)
+    w = {x["age"]: x for x in out["windows"]}
+    assert [w[k]["served"] for k in (0, 1, 2)] == [len(frames[8]), len(frames[7]), len(frames[6])]
+    assert [w[k]["labelled"] for k in (0, 1, 2)] == [0, len(frames[7]), len(frames[6])]
+    for k, b in ((1, 7), (2, 6)):
+        f = frames[b]
+        yy = f[cfg.target.name].astype(str).map(classes.index).to_numpy()
+        # The metric clips probabilities at 1e-7 (decide.performance); scikit-learn would clip
+        # these float32 probabilities at float32's eps (1.2e-7): the same clip is given here.
+        probs = np.clip(model.scores(f).astype(float), 1e-7, 1)
+        realized = -100 * log_loss(yy, probs, labels=list(range(len(classes))))
+        assert w[k]["points"] == pytest.approx(realized, abs=1e-3)
+        assert w[k]["low"] < w[k]["points"] < w[k]["high"]
+    est = w[0]["estimate"]  # label-free: multiclass CBPE on the unlabelled newest window
+    assert est["metric"] == "log_loss" and est["rows"] == len(frames[8])
+    assert est["reference_rows"] == len(frames[6]) + len(frames[7])
+    assert est["low"] <= est["points"] <= est["high"]
+    assert "rows_note" not in out  # re-scored probabilities predict the logged classes
+    assert out["verdict"] in ("ok", "suspect", "degraded")

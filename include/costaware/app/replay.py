@@ -144,18 +144,30 @@ def _load_dag(settings: Settings, model: str) -> Any:
 
 
 def run_dag_once(dag: Any, conf: dict[str, Any] | None = None, logical_date: Any = None) -> str:
-    """One ``dag.test()`` run; returns the run's final state.
-
-    The run gets its own copy of the DAG: Airflow's ``process_params`` keeps each value it
-    validates in the DAG's own ``Param`` objects, where the next run in this process would
-    read them (a deployment's task processes each parse the DAG file afresh). Every
-    parameter is passed explicitly, from the untouched DAG's defaults.
-    ``logical_date`` is the run's clock (budgets, cooldowns, cost dates): a replay passes the
-    time its batch arrives, so a replayed year spends a year's budgets."""
-    defaults = {k: dag.params[k] for k in dag.params.keys()}
-    extra = {} if logical_date is None else {"logical_date": logical_date}
-    dr = copy.deepcopy(dag).test(run_conf={**defaults, **(conf or {})}, **extra)
+    """One ``dag.test()`` run (``dag_test_run``); returns the run's final state."""
+    dr = dag_test_run(dag, conf, logical_date)
     return str(getattr(dr.state, "value", dr.state))
+
+
+def dag_test_run(dag: Any, conf: dict[str, Any] | None = None, logical_date: Any = None) -> Any:
+    """One ``dag.test()`` run; returns its ``DagRun``.
+
+    The run gets fresh copies of the DAG's ``Param`` objects: Airflow's ``process_params``
+    keeps each value it validates in them, where the next run in this process would read
+    them (a deployment's task processes each parse the DAG file afresh). Only the params are
+    copied, never the DAG: a deep copy of the whole DAG makes new instances of Airflow's
+    ``NOTSET`` sentinel, and operators that test ``is NOTSET`` (``TriggerDagRunOperator``,
+    the backlog drain) then fail. Every parameter is passed explicitly, from the untouched
+    defaults. ``logical_date`` is the run's clock (budgets, cooldowns, cost dates): a replay
+    passes the time its batch arrives, so a replayed year spends a year's budgets."""
+    pristine = getattr(dag, "_costaware_pristine_params", None)
+    if pristine is None:
+        pristine = copy.deepcopy(dag.params)
+        dag._costaware_pristine_params = pristine
+    dag.params = copy.deepcopy(pristine)
+    defaults = {k: pristine[k] for k in pristine.keys()}
+    extra = {} if logical_date is None else {"logical_date": logical_date}
+    return dag.test(run_conf={**defaults, **(conf or {})}, **extra)
 
 
 def arrival_time(cfg: ModelConfig, part: pd.DataFrame) -> Any:

@@ -19,6 +19,12 @@ For the window ending at the run's clock (``monitor.window_hours`` long) and the
   action). Each verdict names the window where the decay began (the oldest of the unbroken
   run of windows below the line, back from the newest condemned one).
 
+Counts come from the hourly counts of the prediction log (only what changed since the last
+run is recounted); a window of more than SAMPLE_ROWS predictions is computed on a seeded
+random sample of them and says so (``sample``: rows, of, sampling error). Binary, multiclass
+(probabilities re-scored from the logged features by the champion's version; multiclass
+CBPE) and regression (no label-free estimate: said in the run's ``note``) are handled.
+
 Actions (``monitor.on_degradation``): ``alert`` (logged, recorded), ``rollback`` (the same
 rollback as ``rollback_<model>``, its audit row keyed by this run), ``retrain`` (the DAG
 emits an Asset event for ``retrain_<model>``). One action per champion version: a later run
@@ -34,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from costaware.config import METRIC_SPECS, category_text
 from costaware.decide.performance import bootstrap_se, metric_points, paired_bootstrap
 from costaware.models.registry import CHAMPION, POINTS_TAG, PREVIOUS, REFERENCE_TAG
 from costaware.monitor import cbpe, queries
@@ -43,7 +50,22 @@ from costaware.store import storage
 
 log = logging.getLogger(__name__)
 CONFIDENCE = 0.9  # the intervals' level, as evaluation.confidence's default
-CBPE_METRICS = ("roc_auc", "accuracy", "log_loss")  # binary classification (monitor.cbpe)
+CBPE_METRICS = {
+    "binary": ("roc_auc", "accuracy", "log_loss"),
+    "multiclass": cbpe.MULTICLASS_METRICS,
+}
+# Rows per window the monitor computes on; a bigger window is read as a seeded random sample
+# of this many (queries.sample_windows). Chosen from the worst case of ROC AUC's sampling
+# error, not on any data: at AUC 0.5 with balanced classes (Hanley & McNeil's variance, the
+# largest), 10 000 rows give a standard error of 0.58 points, a 90 % half-width of 0.95 —
+# under half of the default tolerance (2 points), so a window at the line is still told
+# apart from the reference. Each sampled window says its sample and sampling error.
+SAMPLE_ROWS = 10_000
+NO_REGRESSION_ESTIMATE = (
+    "no label-free estimate for regression: CBPE needs the model's probability of being "
+    "right, which a regression prediction does not give; NannyML's DLE (a second model that "
+    "learns the error from the features) is a different method and is not implemented"
+)
 
 
 def run_monitor(ctx: StepContext) -> dict[str, Any]:
@@ -57,36 +79,21 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
         return _finish(ctx, out, "no_data", "none", "no champion yet: nothing is served")
     tags = ctx.registry.version_tags(ctx.model, version)
     reference = _float(tags.get(POINTS_TAG))
-    positive = str(cfg.target.positive)
-    # Metrics over time and CBPE are built for binary targets; other kinds get volume,
-    # coverage and drift only (said in the run's details).
-    binary = getattr(cfg.target, "kind", "binary") == "binary"
-    if not binary:
-        out["note"] = "metric windows and CBPE: binary targets only, not built for this kind"
+    kind = cfg.target.kind
+    if kind == "regression":
+        out["note"] = NO_REGRESSION_ESTIMATE
 
-    # One read of the champion's history (scores and labels, no features); windows are cut
-    # here. Window k is [end - (k + 1) * width, end - k * width), k = 0 the newest.
-    history = queries.window_rows(
-        ctx.ledger,
-        ctx.model,
-        end - width * spec.history_windows,
-        end,
-        version=version,
-        features=False,
+    # Counts from the hourly counts (only the hours that changed since the last run are
+    # recounted), rows from bounded, seeded samples of the windows that need them.
+    out["counts"] = queries.refresh_counts(ctx.ledger, ctx.model).as_dict()
+    counts = queries.windows_counts(
+        ctx.ledger, ctx.model, end, width, spec.history_windows, version
     )
-    age_s = np.array([(end - t).total_seconds() for t in history["ts"]], dtype=float)
-    ages = np.ceil(age_s / width.total_seconds()).astype(int) - 1
-    has_label = history["label"].notna().to_numpy()
-    calibration: cbpe.Calibration | None = None
-    if binary and has_label.sum() >= spec.min_rows:
-        y_all = (history.loc[has_label, "label"] == positive).astype(int).to_numpy()
-        if 0 < y_all.sum() < len(y_all):
-            calibration = cbpe.calibrate(history.loc[has_label, "score"].to_numpy(), y_all)
+    rows = _Rows(ctx, version, end, width, counts)
+    calibration = rows.calibration()
     windows: list[dict[str, Any]] = []
-    for k in range(spec.history_windows):
+    for k, (total, labelled, _) in enumerate(counts):
         w_end, w_start = end - width * k, end - width * (k + 1)
-        frame = history[ages == k]
-        total, labelled = len(frame), int(has_label[ages == k].sum())
         row: dict[str, Any] = {
             "age": k,
             "start": w_start.isoformat(),
@@ -95,23 +102,32 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
             "labelled": labelled,
             "coverage": labelled / total if total else None,
         }
-        if total:
-            y = frame["label"].dropna()
-            if binary and len(y) >= spec.min_rows:
-                yy = (y == positive).astype(int).to_numpy()
-                s = frame.loc[y.index, "score"].to_numpy()
-                pts = metric_points(yy, s, cfg.metric)
-                se = bootstrap_se(yy, s, cfg.metric, seed=cfg.evaluation.seed)
-                row.update(points=_r(pts), low=_r(pts - 1.645 * se), high=_r(pts + 1.645 * se))
-            if labelled < total and calibration is not None and cfg.metric in CBPE_METRICS:
-                est = cbpe.estimate(calibration, frame["score"].to_numpy(), cfg.metric, CONFIDENCE)
-                row["estimate"] = est.as_dict()
+        if total and labelled >= spec.min_rows:
+            y, s = rows.labelled(k)
+            if len(y) >= 2:
+                row.update(_metric(cfg, y, s, labelled))
+        if (
+            labelled < total
+            and calibration is not None
+            and cfg.metric in CBPE_METRICS.get(kind, ())
+        ):
+            s, m = rows.scores(k)
+            if isinstance(calibration, cbpe.MulticlassCalibration):
+                est = cbpe.estimate_multiclass(calibration, s, cfg.metric, CONFIDENCE)
+            else:
+                est = cbpe.estimate(calibration, s, cfg.metric, CONFIDENCE)
+            row["estimate"] = est.as_dict()
+            if m < total:  # a sample: its share of the window and the error that implies
+                se = (est.high - est.low) / (2 * 1.645) * math.sqrt(1 - m / total)
+                row["estimate"]["sample"] = {"rows": m, "of": total, "sampling_se": _r(se)}
         windows.append(row)
     out["windows"] = windows
     out["reference_points"] = reference
+    if rows.notes:
+        out["rows_note"] = "; ".join(rows.notes)
     # Request volume: every prediction served in the newest window, canary rows included.
-    out["volume"] = queries.window_counts(ctx.ledger, ctx.model, end - width, end)[0]
-    out["drift"] = _drift(ctx, tags, end - width, end)
+    out["volume"] = counts[0][2]
+    out["drift"] = _drift(ctx, tags, end - width, end, counts[0][2])
 
     verdict, reason, began = _verdict(ctx, windows, reference, aliases, version)
     out.update(began=began)
@@ -122,6 +138,198 @@ def run_monitor(ctx: StepContext) -> dict[str, Any]:
         action = "alert"
         log.warning("%s: champion v%s may be decaying: %s", ctx.model, version, reason)
     return _finish(ctx, out, verdict, action, reason)
+
+
+def _metric(cfg: Any, y: np.ndarray, s: np.ndarray, labelled: int) -> dict[str, Any]:
+    """The window's metric with its 90 % interval: on every labelled row (bootstrap, as the
+    evaluation step), or on a sample of them (analytic standard error, and the sampling
+    error against the whole window)."""
+    pts = metric_points(y, s, cfg.metric)
+    if len(y) >= labelled:
+        se = bootstrap_se(y, s, cfg.metric, seed=cfg.evaluation.seed)
+        return {"points": _r(pts), "low": _r(pts - 1.645 * se), "high": _r(pts + 1.645 * se)}
+    se = fast_se(y, s, cfg.metric, seed=cfg.evaluation.seed)
+    sampling = se * math.sqrt(1 - len(y) / labelled)  # finite population correction
+    return {
+        "points": _r(pts),
+        "low": _r(pts - 1.645 * se),
+        "high": _r(pts + 1.645 * se),
+        "sample": {"rows": len(y), "of": labelled, "sampling_se": _r(sampling)},
+    }
+
+
+def fast_se(y: Any, s: Any, metric: str, seed: int = 0) -> float:
+    """A metric's standard error in points without resampling, for big (sampled) windows:
+    DeLong's for binary ROC AUC, the mean's for per-row metrics (accuracy, log loss, MAE), the
+    delta method's for RMSE; the bootstrap for the others (R², macro F1, multiclass AUC)."""
+    yy = np.asarray(y, dtype=float)
+    ss = np.asarray(s, dtype=float)
+    spec = METRIC_SPECS[metric]
+    n = len(yy)
+    if metric == "roc_auc" and ss.ndim == 1:
+        from scipy.stats import rankdata
+
+        pos = yy == 1
+        n1, n0 = int(pos.sum()), int((~pos).sum())
+        if n1 < 2 or n0 < 2:
+            return float("nan")
+        r_all = rankdata(ss)
+        v10 = (r_all[pos] - rankdata(ss[pos])) / n0  # negatives below each positive
+        v01 = 1 - (r_all[~pos] - rankdata(ss[~pos])) / n1  # positives above each negative
+        return float(spec.scale * math.sqrt(v10.var(ddof=1) / n1 + v01.var(ddof=1) / n0))
+    if spec.per_row_mean:
+        if metric == "accuracy":
+            pred = ss.argmax(axis=1) if ss.ndim == 2 else (ss >= 0.5)
+            terms = (pred == yy).astype(float)
+        elif metric == "log_loss" and ss.ndim == 2:
+            terms = -np.log(np.clip(ss[np.arange(n), yy.astype(int)], 1e-7, 1))
+        elif metric == "log_loss":
+            p = np.clip(ss, 1e-7, 1 - 1e-7)
+            terms = -(yy * np.log(p) + (1 - yy) * np.log(1 - p))
+        else:  # mae
+            terms = np.abs(ss - yy)
+        return float(spec.scale * terms.std(ddof=1) / math.sqrt(n))
+    if metric == "rmse":
+        e2 = (ss - yy) ** 2
+        rmse = math.sqrt(e2.mean())
+        return float(e2.std(ddof=1) / (2 * rmse * math.sqrt(n))) if rmse > 0 else 0.0
+    return bootstrap_se(yy, ss, metric, seed=seed)
+
+
+def read_labels(target: Any, labels: Any) -> np.ndarray:
+    """Logged labels (text) as the metrics read them — binary 0/1, multiclass the class's
+    index in ``target.classes``, regression the number — NaN where one cannot be read."""
+    import pandas as pd
+
+    if target.kind == "binary":
+        return (labels == str(target.positive)).astype(float).to_numpy()
+    if target.kind == "multiclass":
+        index = {category_text(c): float(i) for i, c in enumerate(target.classes or [])}
+        return np.array([index.get(category_text(v), np.nan) for v in labels], dtype=float)
+    return pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float)
+
+
+class _Rows:
+    """The rows the run computes on, per window: every row of a window that served at most
+    SAMPLE_ROWS (exactly what the monitor read before sampling existed), else seeded samples
+    — of its labelled rows (the metric) and of all its rows (the estimate). Labels are read
+    by kind; a multiclass model's class probabilities are re-scored from the logged features
+    by the champion's own version (the log keeps the predicted class only)."""
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        version: str,
+        end: dt.datetime,
+        width: dt.timedelta,
+        counts: list[tuple[int, int, int]],
+    ) -> None:
+        cfg, spec = ctx.cfg, ctx.cfg.monitor
+        self.cfg, self.counts = cfg, counts
+        self.notes: list[str] = []
+        kind = cfg.target.kind
+        estimates = kind != "regression"
+        multiclass = kind == "multiclass"
+        seed = cfg.evaluation.seed
+
+        def span(k: int, n: int) -> queries.Span:
+            return queries.Span(k, end - width * (k + 1), end - width * k, n)
+
+        whole = [
+            span(k, t)
+            for k, (t, lab, _) in enumerate(counts)
+            if 0 < t <= SAMPLE_ROWS and (estimates or lab >= spec.min_rows)
+        ]
+        # A big window is read once where it can be: a sample of all its rows serves the
+        # estimate and, when at least half the window is labelled, the metric (its labelled
+        # rows are then a random sample of the labelled rows, ≥ half of SAMPLE_ROWS); a
+        # window labelled in full, or in less than half, gets a sample of its labelled rows.
+        big_all = [
+            span(k, t)
+            for k, (t, lab, _) in enumerate(counts)
+            if t > SAMPLE_ROWS and lab < t and estimates
+        ]
+        big_lab = [
+            span(k, lab)
+            for k, (t, lab, _) in enumerate(counts)
+            if t > SAMPLE_ROWS
+            and lab > 0
+            and (lab == t or 2 * lab < t or not estimates)
+            and (estimates or lab >= spec.min_rows)
+        ]
+        read = queries.sample_windows
+        led, model = ctx.ledger, ctx.model
+        self.whole = read(led, model, version, whole, SAMPLE_ROWS, seed, features=multiclass)
+        self.big_lab = read(
+            led, model, version, big_lab, SAMPLE_ROWS, seed, features=multiclass, labelled_only=True
+        )
+        self.big_all = read(led, model, version, big_all, SAMPLE_ROWS, seed, features=multiclass)
+        self.champion = ctx.registry.load(ctx.model, version) if multiclass else None
+        # Split once by window (checking labels per window on the whole frames cost seconds).
+        labelled = self._labelled_frame()
+        self.labelled_by_age = dict(tuple(labelled.groupby("age", sort=False)))
+        self.all_by_age = dict(tuple(self.whole.groupby("age", sort=False)))
+        self.all_by_age.update(
+            {k: f for k, f in self.big_all.groupby("age", sort=False) if k not in self.all_by_age}
+        )
+        self.all_labelled = labelled
+
+    def _y(self, labels: Any) -> np.ndarray:
+        return read_labels(self.cfg.target, labels)
+
+    def _s(self, frame: Any) -> np.ndarray:
+        if self.champion is None:
+            return frame["score"].to_numpy(dtype=float)
+        from costaware.models.scoring import predict_scores
+
+        probs = predict_scores(self.champion, frame, self.cfg.feature_names)
+        differs = int((probs.argmax(axis=1) != frame["score"].to_numpy()).sum())
+        if differs:
+            self.notes.append(
+                f"{differs} of {len(frame)} re-scored rows predict another class than logged"
+            )
+        return np.asarray(probs, dtype=float)
+
+    def _labelled_frame(self) -> Any:
+        import pandas as pd
+
+        w = self.whole[self.whole["label"].notna()]
+        b = self.big_lab
+        # Windows without a sample of labelled rows: the labelled rows of their all-rows sample.
+        a = self.big_all[self.big_all["label"].notna() & ~self.big_all["age"].isin(b["age"])]
+        return pd.concat([f for f in (w, b, a) if len(f)] or [w])
+
+    def labelled(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, scores) of window k's labelled rows (or every window's), unreadable
+        labels dropped (and said)."""
+        frame = self.all_labelled if k is None else self.labelled_by_age.get(k)
+        if frame is None or len(frame) == 0:
+            return np.array([]), np.array([])
+        y = self._y(frame["label"])
+        ok = np.isfinite(y)
+        if not ok.all():
+            self.notes.append(f"{int((~ok).sum())} labels not readable as {self.cfg.target.kind}")
+        return y[ok], self._s(frame)[ok]
+
+    def scores(self, k: int) -> tuple[np.ndarray, int]:
+        """Window k's scores (every row, or a sample) and how many rows they are."""
+        frame = self.all_by_age.get(k, self.whole.iloc[:0])
+        return self._s(frame), len(frame)
+
+    def calibration(self) -> cbpe.Calibration | cbpe.MulticlassCalibration | None:
+        """CBPE's reference: the champion's labelled logged rows of the history (or their
+        samples). None for regression, or too few labels (monitor.min_rows)."""
+        kind = self.cfg.target.kind
+        if kind == "regression":
+            return None
+        y, s = self.labelled(None)
+        if len(y) < self.cfg.monitor.min_rows:
+            return None
+        if kind == "multiclass":
+            return cbpe.calibrate_multiclass(s, y.astype(int))
+        if 0 < y.sum() < len(y):
+            return cbpe.calibrate(s, y)
+        return None
 
 
 def _verdict(
@@ -196,40 +404,61 @@ def _against_previous(
 ) -> dict[str, Any] | None:
     """previous_champion minus champion on the newest labelled window's rows ("challenger"
     is the previous champion here)."""
-    from costaware.models.scoring import score
+    from costaware.models.scoring import predict_scores
 
     w = next((w for w in windows if w.get("points") is not None), None)
     if w is None:
         return None
     cfg = ctx.cfg
-    frame = queries.window_rows(
-        ctx.ledger,
-        ctx.model,
+    # The window's labelled rows, or a seeded sample of SAMPLE_ROWS of them.
+    span = queries.Span(
+        w["age"],
         dt.datetime.fromisoformat(w["start"]),
         dt.datetime.fromisoformat(w["end"]),
-        version=version,
+        w["labelled"],
+    )
+    frame = queries.sample_windows(
+        ctx.ledger,
+        ctx.model,
+        version,
+        [span],
+        SAMPLE_ROWS,
+        cfg.evaluation.seed,
+        features=True,
         labelled_only=True,
     )
-    y = (frame["label"] == str(cfg.target.positive)).astype(int).to_numpy()
-    prev = score(ctx.registry.load(ctx.model, previous), frame, cfg.feature_names)
+    y = read_labels(cfg.target, frame["label"])
+    ok = np.isfinite(y)
+    frame, y = frame[ok], y[ok]
+    if cfg.target.kind == "multiclass":
+        champ = predict_scores(ctx.registry.load(ctx.model, version), frame, cfg.feature_names)
+    else:
+        champ = frame["score"].to_numpy(dtype=float)
+    prev = predict_scores(ctx.registry.load(ctx.model, previous), frame, cfg.feature_names)
     e = cfg.evaluation
-    result = paired_bootstrap(
-        y, frame["score"].to_numpy(), prev, cfg.metric, e.bootstrap, e.confidence, e.seed
-    )
+    result = paired_bootstrap(y, champ, prev, cfg.metric, e.bootstrap, e.confidence, e.seed)
     return result.as_dict() if math.isfinite(result.gain) else None
 
 
 def _drift(
-    ctx: StepContext, tags: dict[str, str], start: dt.datetime, end: dt.datetime
+    ctx: StepContext, tags: dict[str, str], start: dt.datetime, end: dt.datetime, served: int
 ) -> dict[str, Any]:
     from costaware.batches.drift import SCORE_COLUMN, measure_drift
 
     ref_path = tags.get(REFERENCE_TAG)
     if not ref_path:
         return {"skipped": "the champion has no training reference tag"}
-    current = queries.window_rows(
-        ctx.ledger, ctx.model, start, end, max_rows=ctx.cfg.monitor.drift_max_rows
-    )
+    limit = ctx.cfg.monitor.drift_max_rows
+    if served <= SAMPLE_ROWS:  # every row of the window (all versions), as before sampling
+        current = queries.window_rows(ctx.ledger, ctx.model, start, end, max_rows=limit)
+        sample = None
+    else:  # a seeded random sample of the window, canary rows included
+        n = min(limit, SAMPLE_ROWS)
+        span = queries.Span(0, start, end, served)
+        current = queries.sample_windows(
+            ctx.ledger, ctx.model, None, [span], n, ctx.cfg.evaluation.seed, features=True
+        ).drop(columns="age")
+        sample = {"rows": len(current), "of": served}
     if current.empty:
         return {"skipped": "nothing served in the newest window"}
     current = current.rename(columns={"score": SCORE_COLUMN})
@@ -243,6 +472,7 @@ def _drift(
         "drifted_columns": result.drifted_columns,
         "prediction": None if result.prediction is None else result.prediction.score,
         "rows": result.current_rows,
+        "sample": sample,
     }
 
 
@@ -298,10 +528,21 @@ def table(out: dict[str, Any]) -> str:
             m = "" if w.get("points") is None else f"{w['points']:.2f} [{w['low']}, {w['high']}]"
             e = w.get("estimate")
             est = "" if not e else f"{e['points']:.2f} [{e['low']}, {e['high']}]"
+            mark = "*" if w.get("sample") or (e and e.get("sample")) else " "
             lines.append(
-                f"  {w['age']:>3} {w['start'][:19]:<20} {w['served']:>6} {w['labelled']:>8}  "
+                f"  {w['age']:>3} {w['start'][:19]:<20} {w['served']:>6} {w['labelled']:>8}{mark} "
                 f"{m:<19} {est}"
             )
+        sampled = [w for w in out["windows"] if w.get("sample")]
+        if sampled:
+            w = sampled[0]["sample"]
+            lines.append(
+                f"  * sampled windows: the metric on {w['rows']} of {w['of']} labelled rows "
+                f"(sampling error ±{w['sampling_se']} points, 1 SE), the estimate on "
+                f"{SAMPLE_ROWS} rows a window (monitor.run.SAMPLE_ROWS); details per window"
+            )
+    if out.get("note"):
+        lines.append(f"  {out['note']}")
     return "\n".join(lines)
 
 

@@ -20,6 +20,10 @@ def utc_naive(when: dt.datetime) -> dt.datetime:
     naive one is taken to be UTC already."""
     if when.tzinfo is not None:
         when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    if type(when) is not dt.datetime:
+        # Airflow hands out pendulum DateTimes: their differences are pendulum Intervals,
+        # which cannot be divided by a timedelta. The library's clock is a plain datetime.
+        when = dt.datetime(*when.timetuple()[:6], when.microsecond)
     return when
 
 

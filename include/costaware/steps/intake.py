@@ -20,7 +20,16 @@ log = logging.getLogger(__name__)
 
 @step_points
 def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
-    """Take in labels that arrived and pick the batch to process (None: nothing to do)."""
+    """Take in labels that arrived and pick the batch to process (None: nothing to do).
+
+    With ``data.batches_from: prediction_log`` the intervals of the prediction log that are
+    ready are first written into the landing zone (batch + label file), so they take the
+    same path as landed batches."""
+    from_log = []
+    if ctx.cfg.data.batches_from == "prediction_log":
+        from costaware.batches.prediction_log import take_ready
+
+        from_log = [b.as_dict() for b in take_ready(ctx.settings, ctx.cfg, ctx.ledger, ctx.clock)]
     labels = ingest_labels(ctx.settings, ctx.cfg, ctx.ledger, ctx.run_id)
     ref = data.find_batch(ctx.settings, ctx.model, batch)
     if ref is None:
@@ -30,7 +39,7 @@ def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
             ctx.settings.landing(ctx.model),
             len(labels),
         )
-        return {"batch": None, "labels_ingested": labels}
+        return {"batch": None, "labels_ingested": labels, "from_prediction_log": from_log}
     seen = ctx.ledger.batch(ctx.model, ref.batch_id)
     if seen is not None and seen["sha256"] == ref.sha256 and seen["status"] != "quarantined":
         log.warning(
@@ -47,7 +56,7 @@ def collect_batch(ctx: StepContext, batch: str | None = None) -> dict[str, Any]:
         ref.sha256[:12],
         [f"{s['file']}: {s['status']}" for s in labels] or "none",
     )
-    return {"batch": ref.as_dict(), "labels_ingested": labels}
+    return {"batch": ref.as_dict(), "labels_ingested": labels, "from_prediction_log": from_log}
 
 
 @step_points
