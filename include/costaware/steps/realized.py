@@ -72,8 +72,12 @@ def _record_later_batches(
         if b in order and order.index(b) > max(seen) and b not in have
     ]
     base = {"promotion": promo["run_id"], "replaced_version": promo["from_version"]}
+    # What is reported is every batch recorded for this promotion so far, whichever try of
+    # whichever run recorded it: a retried task returns what the first try returned.
+    rank = {b: i for i, b in enumerate(order)}
+    recorded = sorted(have, key=lambda b: rank.get(b, -1))
     if not later:
-        return {**base, "batches": [], "note": "no new labelled batch after the promotion"}
+        return {**base, "batches": recorded}
     decision = ledger.decision(ctx.model, promo["run_id"]) or {}
     gain = (decision.get("details") or {}).get("gain") or {}
     replaced = str(promo["from_version"])
@@ -113,7 +117,7 @@ def _record_later_batches(
             data_time=batch.get("end_ts"),
         )
         done.append(b)
-    return {**base, "batches": done}
+    return {**base, "batches": sorted([*recorded, *done], key=lambda b: rank.get(b, -1))}
 
 
 def _summary(ctx: StepContext, order: list[str]) -> Any:

@@ -70,6 +70,6 @@ def test_sklearn_algorithms(tmp_path: Path, train_file: Path, algorithm: str) ->
 def test_unknown_backend_lists_names() -> None:
     with pytest.raises(
         UnknownBackendError,
-        match=r"unknown training backend 'k8s'; available: \['local', 'sagemaker'\]",
+        match=r"unknown training backend 'k8s'; available: \['local', 'sagemaker', 'vertex'\]",
     ):
         get_backend("k8s")
