@@ -28,6 +28,9 @@ cost_checkpoint → train_challenger → evaluate_challenger → promote_or_reje
 * With `training.backend: sagemaker`, **prepare_training** writes the training window to
   S3, **train_on_sagemaker** waits for the SageMaker (spot) job deferred — the triggerer
   polls, no worker slot is held — and **train_challenger** registers the model it made.
+  `training.backend: vertex` is the same with Google Cloud: **prepare_training** writes to
+  `training.vertex.base_output_uri` (Cloud Storage), **train_on_vertex** waits for the
+  Vertex AI custom job (Spot VMs) deferred, **train_challenger** registers its model.
 * **A backlog drains**, one batch per run, oldest event first: when batches are still
   waiting after a run (whatever its outcome, a quarantine included), **check_backlog**
   lets **drain_backlog** trigger the next run of this DAG (`max_active_runs=1` queues it
@@ -246,9 +249,19 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             _approved_or_skip(decision)
             return _no_retry(step, _ctx(model), validated["batch_id"])
 
-        # training.backend: sagemaker — the data goes to S3, the job runs there and the task
-        # that waits for it is deferred (the triggerer polls, no worker slot is held); the
-        # model it made is then registered as the challenger, as a local one would be.
+        # training.backend: sagemaker | vertex — the data goes to S3 (GCS), the job runs there
+        # and the task that waits for it is deferred (the triggerer polls, no worker slot is
+        # held); the model it made is then registered as the challenger, as a local one would
+        # be. Vertex's files move through a google-cloud-storage client (gcsfs, which
+        # ObjectStoragePath would need for gs://, does not install beside the pins).
+        def _gcs() -> Any:
+            vertex = cfg.training.vertex
+            if cfg.training.backend != "vertex" or vertex is None:
+                return None
+            from costaware.app.vertex_training import storage_client
+
+            return storage_client(vertex.gcp_conn_id)
+
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, multiple_outputs=True)
         def prepare_training(
             validated: dict[str, Any], decision: dict[str, Any], cost: dict[str, Any]
@@ -256,7 +269,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
             from costaware.steps.train import prepare_cloud_training as step
 
             _approved_or_skip(decision)
-            prepared = _no_retry(step, _ctx(model), validated["batch_id"])
+            prepared = _no_retry(step, _ctx(model), validated["batch_id"], _gcs())
             # The placement's choice among the YAML's instance types (None: the YAML's).
             return {**prepared, "instance_type": (cost.get("placement") or {}).get("instance_type")}
 
@@ -266,7 +279,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         ) -> dict[str, Any]:
             from costaware.steps.train import register_cloud_challenger as step
 
-            return _no_retry(step, _ctx(model), validated["batch_id"], prepared, trained)
+            return _no_retry(step, _ctx(model), validated["batch_id"], prepared, trained, _gcs())
 
         @task
         def evaluate_challenger(trained: dict[str, Any]) -> dict[str, Any]:
@@ -332,6 +345,18 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
                 instance_type=prepared["instance_type"],
             )
             trained = register_challenger(validated, prepared, on_sagemaker.output)
+        elif cfg.training.backend == "vertex":
+            from costaware.app.vertex_training import VertexSpotTrainingOperator
+
+            prepared = prepare_training(validated, decision, cost)
+            approve_retrain >> prepared
+            on_vertex = VertexSpotTrainingOperator(
+                task_id="train_on_vertex",
+                cfg=cfg,
+                job=prepared["job"],
+                instance_type=prepared["instance_type"],
+            )
+            trained = register_challenger(validated, prepared, on_vertex.output)
         else:
             trained = train_challenger(validated, decision)
             approve_retrain >> trained

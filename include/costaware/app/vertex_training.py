@@ -16,6 +16,11 @@ so this module mirrors the SageMaker operator's shape with a small trigger of it
   (SUCCEEDED → success; FAILED, CANCELLED, EXPIRED → failure, billed either way); a
   timeout cancels the job (it would go on costing money) and fails the task.
 
+In the retrain DAG it is the ``train_on_vertex`` task of a ``backend: vertex`` model, between
+``prepare_training`` (the data and ``job.json`` under ``training.vertex.base_output_uri``,
+written with ``google-cloud-storage``; its ``job`` spec in XCom) and ``train_challenger``
+(which fetches the model the job wrote and registers it).
+
 Credentials: the Airflow connection ``training.vertex.gcp_conn_id`` (its documented extras,
 read as the GCP cost sources read them); Cloud Storage (the container's metrics) uses the
 same credentials, and ``STORAGE_EMULATOR_HOST`` when set.
@@ -43,13 +48,9 @@ def job_client(conn_id: str, region: str) -> Any:
 
 
 def storage_client(conn_id: str) -> Any:
-    from google.cloud import storage
+    from costaware.models.training.vertex import storage_client_for
 
-    from costaware.costs.builders import google_credentials
-
-    access = google_credentials(conn_id)
-    # Bucket and object reads need no project; "-" keeps the client from looking one up.
-    return storage.Client(project=access.project or "-", credentials=access.credentials)
+    return storage_client_for(conn_id)
 
 
 class VertexCustomJobTrigger(BaseTrigger):

@@ -42,6 +42,10 @@ class TrainingJob:
     # types and categories, algorithm (``costaware.models.algorithms``). None: a binary model
     # on numeric features, as every job was before model kinds.
     model_spec: dict[str, Any] | None = None
+    # What the simulated spot reclaims of the ``local`` backend are drawn from (empty: the
+    # job id). The retrain step passes model/batch, so replaying the same batches reclaims
+    # the same attempts whatever the run's id (a replay's runs are named by the wall clock).
+    draw_key: str = ""
 
     def write(self) -> Path:
         path = Path(self.workdir) / "job.json"

@@ -65,8 +65,9 @@ class LocalBackend:
 
     def _interrupt_at(self, job: TrainingJob, attempt: int, start: int, total: int) -> int | None:
         """The chunk after which this spot attempt is reclaimed, or None. Deterministic per
-        job and attempt, so a retried task sees the same interruptions."""
-        key = f"{self.spot.seed}:{job.job_id}:{attempt}".encode()
+        job (its ``draw_key``: model and batch) and attempt, so a retried task sees the same
+        interruptions, and so does a replay of the same batches."""
+        key = f"{self.spot.seed}:{job.draw_key or job.job_id}:{attempt}".encode()
         rng = random.Random(int(hashlib.sha256(key).hexdigest()[:16], 16))
         if total - start < 2 or rng.random() >= self.spot.interruption_rate:
             return None

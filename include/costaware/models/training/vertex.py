@@ -110,6 +110,27 @@ def client_for(conn_id: str, region: str) -> Any:
     )
 
 
+def storage_client_for(conn_id: str) -> Any:
+    """A ``google.cloud.storage.Client`` with the Airflow connection ``conn_id``'s
+    credentials (as ``client_for``); ``STORAGE_EMULATOR_HOST``, the client's own switch,
+    points it at a stand-in."""
+    from google.cloud import storage
+
+    from costaware.costs.builders import google_credentials
+
+    access = google_credentials(conn_id)
+    # Bucket and object reads need no project; "-" keeps the client from looking one up.
+    return storage.Client(project=access.project or "-", credentials=access.credentials)
+
+
+def gcs_blob(storage_client: Any, uri: str) -> Any:
+    """The blob of ``gs://bucket/key`` through ``storage_client``."""
+    bucket, _, key = gs_uri(uri).removeprefix("gs://").partition("/")
+    if not key:
+        raise ConfigError(f"{uri!r} names a bucket, not an object: expected gs://bucket/key")
+    return storage_client.bucket(bucket).blob(key)
+
+
 class VertexBackend:
     name = "vertex"
 
