@@ -202,10 +202,11 @@ def test_months_of_serving_decay_retrain_request_and_training_on_the_log(
                 ]
                 most = MAX_RETRAIN_RUNS if not requests else 1
                 requests.append(_retrain_runs(ledger, reg, week, clock, row["run_id"], most))
-            elif requests and forced is None and requests[0]["trained"] is None:
-                # Every requested run was skipped by the checkpoint; a person reads the
-                # alert and the skips and forces one run a week later (the trigger form's
-                # "Force retrain").
+            elif requests and forced is None and all(q["trained"] is None for q in requests):
+                # Every requested run was skipped by the checkpoint and the monitor stopped
+                # asking (the champion changed or recovered); a person reads the alert and
+                # the skips and forces one run a week later (the trigger form's "Force
+                # retrain").
                 forced = _retrain_runs(ledger, reg, week, clock, row["run_id"], 1, force=True)
             timings["retrain"] += time.monotonic() - t
         _post_labels(client, LAST, served[LAST])  # every label, for the hindsight view
@@ -233,15 +234,22 @@ def test_months_of_serving_decay_retrain_request_and_training_on_the_log(
         # alert came one week after that week's end: the labels' delay.
         assert alert["details"]["began"] == (START + WEEK * first["began_week"]).isoformat()
         assert alert["week"] == first["condemned_week"] + 1
-        req = requests[0]
-        assert req["monitor_run"] == alert["run_id"]
+        assert requests[0]["monitor_run"] == alert["run_id"]
+        # While v2 stays degraded the monitor asks again once per window (a skipped or
+        # rejected retrain leaves the decay in place): one request per later monitor run
+        # that still condemned v2.
+        still = [r for r in runs if r["champion_version"] == v2 and r["verdict"] == "degraded"]
+        assert [q["monitor_run"] for q in requests][: len(still)] == [r["run_id"] for r in still]
         # Each retrain run passed the cost checkpoint: a decision row per run in the ledger,
         # each taking the next week of the prediction log, oldest first.
         decisions = {d["run_id"]: d for d in ledger.decisions("elec2")}
-        taken = [decisions[r]["batch_id"] for r in req["runs"] + (forced or {}).get("runs", [])]
+        played = [r for q in requests for r in q["runs"]] + (forced or {}).get("runs", [])
+        taken = [decisions[r]["batch_id"] for r in played]
         assert taken == [_batch(FIRST + i) for i in range(len(taken))]
-        trained = req["trained"] or (forced or {}).get("trained")
-        assert trained is not None, f"no retrain run trained: {req} {forced}"
+        trained = next((q["trained"] for q in requests if q["trained"]), None) or (
+            forced or {}
+        ).get("trained")
+        assert trained is not None, f"no retrain run trained: {requests} {forced}"
         assert decisions[trained["run_id"]]["action"] == "retrain"
         # What it trained on: the logged, labelled predictions of the weeks before its
         # held-out week (the newest), as served: the version's drift reference is its
@@ -361,8 +369,9 @@ def _timeline(
             began = condemned
             while began - 1 in weeks and weeks[began - 1]["below"]:
                 began -= 1
-        actions = [q for q in requests if degraded and q["monitor_run"] == degraded["run_id"]]
-        if forced is not None and forced["trained"] and actions and not actions[0]["trained"]:
+        condemning = {r["run_id"] for r in mine if r["verdict"] == "degraded"}
+        actions = [q for q in requests if q["monitor_run"] in condemning]
+        if forced is not None and forced["trained"] and not any(q["trained"] for q in actions):
             actions.append(forced)
         out.append(
             {

@@ -27,8 +27,9 @@ CBPE) and regression (no label-free estimate: said in the run's ``note``) are ha
 
 Actions (``monitor.on_degradation``): ``alert`` (logged, recorded), ``rollback`` (the same
 rollback as ``rollback_<model>``, its audit row keyed by this run), ``retrain`` (the DAG
-emits an Asset event for ``retrain_<model>``). One action per champion version: a later run
-that finds the same version still degraded records it and does not act again.
+emits an Asset event for ``retrain_<model>``). A rollback happens once per champion version;
+a retrain is requested again once per window while the same version stays degraded (the
+checkpoint decides each request afresh); a run that does not act records the degradation.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from costaware.config import METRIC_SPECS, category_text
 from costaware.decide.performance import bootstrap_se, metric_points, paired_bootstrap
 from costaware.models.registry import CHAMPION, POINTS_TAG, PREVIOUS, REFERENCE_TAG
 from costaware.monitor import cbpe, queries
-from costaware.steps.context import StepContext
+from costaware.steps.context import StepContext, utc_naive
 from costaware.store import ledger as ledger_mod
 from costaware.store import storage
 
@@ -477,12 +478,18 @@ def _drift(
 
 
 def _act(ctx: StepContext, version: str, aliases: dict[str, str], reason: str) -> str:
+    """The configured action, once per champion version for ``rollback``; a ``retrain``
+    request is repeated once per window while the same version stays degraded (a requested
+    run the checkpoint skipped, or whose challenger was rejected, leaves the decay in place:
+    the next request passes the checkpoint again, with newer labels)."""
     wanted = ctx.cfg.monitor.on_degradation
+    every = dt.timedelta(hours=ctx.cfg.monitor.window_hours)
     for past in ledger_mod.monitor_history(ctx.ledger, ctx.model):
         if (
             past["champion_version"] == version
             and past["action"] == wanted
             and past["run_id"] != ctx.run_id
+            and (wanted != "retrain" or ctx.clock - utc_naive(past["window_end"]) < every)
         ):
             log.info("%s: v%s already got %s (run %s)", ctx.model, version, wanted, past["run_id"])
             return "alert"
