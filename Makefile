@@ -89,6 +89,12 @@ bench-scale: $(VENV)/.installed ## DAG parse time and scheduler loop time, 1 to 
 bench-finops: $(VENV)/.installed ## FOCUS export by any tag at 100k, 1M and 10M rows
 	$(BIN)/python bench/finops.py
 
+# Issue 9: Elec2's training job on the local backend at spot hazards 0 / low / high / every:
+# wall time, reclaims, $ vs on-demand, exactness (bench/results/spot.md; ~2 min).
+.PHONY: bench-spot
+bench-spot: $(VENV)/.installed ## spot training: reclaims, $ saved, resumed model == uninterrupted
+	$(BIN)/python bench/spot.py
+
 clean: ## forget the local state (data, ledger, registry, Airflow DB)
 	rm -rf $(COSTAWARE_HOME)
 
