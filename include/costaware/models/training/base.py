@@ -79,6 +79,25 @@ class Attempt:
     # job in place from its checkpoints: one attempt, several interruptions).
     reclaims: int = 0
 
+    @classmethod
+    def of_cloud_job(cls, spot: bool, usd: float | None, status: str) -> Attempt:
+        """A cloud job as one attempt (the cloud restarts a reclaimed job inside it), started
+        now; its seconds come from the job's own description when it ends."""
+        import datetime as dt
+
+        return cls(
+            capacity="spot" if spot else "on_demand",
+            start_chunk=0,
+            end_chunk=0,
+            seconds=None,
+            billed_seconds=None,
+            usd=usd,
+            interrupted=False,
+            number=0,
+            status=status,
+            started_at=dt.datetime.now(dt.UTC).timestamp(),
+        )
+
 
 @dataclass(frozen=True)
 class TrainingResult:

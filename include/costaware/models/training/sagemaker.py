@@ -313,18 +313,7 @@ class SageMakerBackend:
         return {t["Key"]: t["Value"] for t in got}
 
     def _attempt(self, usd: float | None, status: str) -> Attempt:
-        return Attempt(
-            capacity="spot" if self.spot else "on_demand",
-            start_chunk=0,
-            end_chunk=0,
-            seconds=None,
-            billed_seconds=None,
-            usd=usd,
-            interrupted=False,
-            number=0,
-            status=status,
-            started_at=dt.datetime.now(dt.UTC).timestamp(),
-        )
+        return Attempt.of_cloud_job(self.spot, usd, status)
 
 
 def _channel(name: str, uri: str, parquet: bool) -> dict[str, Any]:

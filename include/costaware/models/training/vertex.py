@@ -114,7 +114,7 @@ def storage_client_for(conn_id: str) -> Any:
     """A ``google.cloud.storage.Client`` with the Airflow connection ``conn_id``'s
     credentials (as ``client_for``); ``STORAGE_EMULATOR_HOST``, the client's own switch,
     points it at a stand-in."""
-    from google.cloud import storage
+    import google.cloud.storage as storage
 
     from costaware.costs.builders import google_credentials
 
@@ -376,18 +376,7 @@ class VertexBackend:
         return dict(json.loads(blob.download_as_bytes()))
 
     def _attempt(self, usd: float | None, status: str) -> Attempt:
-        return Attempt(
-            capacity="spot" if self.spot else "on_demand",
-            start_chunk=0,
-            end_chunk=0,
-            seconds=None,
-            billed_seconds=None,
-            usd=usd,
-            interrupted=False,
-            number=0,
-            status=status,
-            started_at=dt.datetime.now(dt.UTC).timestamp(),
-        )
+        return Attempt.of_cloud_job(self.spot, usd, status)
 
 
 def _status(handle: str, job: Any) -> JobStatus:
