@@ -333,30 +333,26 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         cost = estimate_cost(validated)
         decision = cost_checkpoint(validated, drift, perf, cost)
         needs_approval(decision) >> approve_retrain
-        if cfg.training.backend == "sagemaker":
-            from costaware.app.cloud_training import SageMakerSpotTrainingOperator
+        if cfg.training.backend in ("sagemaker", "vertex"):
+            # A cloud job: prepare its data, wait for it in the triggerer, register its model.
+            if cfg.training.backend == "sagemaker":
+                from costaware.app.cloud_training import (
+                    SageMakerSpotTrainingOperator as CloudTraining,
+                )
+            else:
+                from costaware.app.vertex_training import (
+                    VertexSpotTrainingOperator as CloudTraining,
+                )
 
             prepared = prepare_training(validated, decision, cost)
             approve_retrain >> prepared
-            on_sagemaker = SageMakerSpotTrainingOperator(
-                task_id="train_on_sagemaker",
+            on_cloud = CloudTraining(
+                task_id=f"train_on_{cfg.training.backend}",
                 cfg=cfg,
                 job=prepared["job"],
                 instance_type=prepared["instance_type"],
             )
-            trained = register_challenger(validated, prepared, on_sagemaker.output)
-        elif cfg.training.backend == "vertex":
-            from costaware.app.vertex_training import VertexSpotTrainingOperator
-
-            prepared = prepare_training(validated, decision, cost)
-            approve_retrain >> prepared
-            on_vertex = VertexSpotTrainingOperator(
-                task_id="train_on_vertex",
-                cfg=cfg,
-                job=prepared["job"],
-                instance_type=prepared["instance_type"],
-            )
-            trained = register_challenger(validated, prepared, on_vertex.output)
+            trained = register_challenger(validated, prepared, on_cloud.output)
         else:
             trained = train_challenger(validated, decision)
             approve_retrain >> trained
