@@ -2,7 +2,10 @@
 
 The state (landing zone, ledger, MLflow registry) is built by running the DAG week by week
 exactly as ``costaware replay`` does; assertions read the ledger and the registry, never
-log text. The ledger runs on SQLite and on the PostgreSQL server at 127.0.0.1:5432.
+log text. The ledger is SQLite here, the embedded default of ``make demo``; the same DAG runs
+on a PostgreSQL ledger end to end under Celery (``tests/deploy/test_celery_stack.py``), and
+every task of this week's path is killed and retried on PostgreSQL in
+``tests/faults/test_step_faults_pg.py``.
 """
 
 from __future__ import annotations
@@ -19,22 +22,13 @@ from ..conftest import ROOT, make_settings
 from .harness import WEEKS, Harness
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def harness(request, airflow_home, tmp_path_factory) -> Harness:
-    db = None if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    home = tmp_path_factory.mktemp(f"e2e-{request.param}")
+@pytest.fixture(scope="module")
+def harness(airflow_home, tmp_path_factory) -> Harness:
+    home = tmp_path_factory.mktemp("e2e")
     mp = pytest.MonkeyPatch()
     mp.setenv("COSTAWARE_HOME", str(home))
-    if db:
-        import sqlalchemy as sa
-
-        from costaware.store.ledger import drop_all
-
-        drop_all(sa.create_engine(db))
-        mp.setenv("COSTAWARE_DB_URL", db)
-    else:
-        mp.delenv("COSTAWARE_DB_URL", raising=False)
-    h = Harness(make_settings(home, db))
+    mp.delenv("COSTAWARE_DB_URL", raising=False)
+    h = Harness(make_settings(home))
     # Weeks 0-10 exactly as `costaware replay elec2` runs them: labels arrive, a first
     # model, drifted weeks that pay, a challenger that loses, weeks not worth a retrain.
     for i in range(11):

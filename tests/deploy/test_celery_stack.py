@@ -8,7 +8,8 @@ databases, a fresh bucket and a Redis database of its own. Elec2 weeks are dropp
 at once (newest first, so arrival order is the reverse of event time) and the labels of the
 first three. Unpausing the DAG makes one scheduled run; it takes the oldest week and the
 backlog drains, one run per batch in event-time order, until the first model is trained and
-promoted.
+promoted. Then two more weeks land and a run triggered through the REST API takes the one its
+``conf`` names.
 Assertions read the ledger, the registry (from a fresh process), the bucket and Airflow's
 metadata DB — never log text.
 """
@@ -286,6 +287,43 @@ def test_both_celery_workers_ran_tasks(running, flow) -> None:
         engine.dispose()
     by_host = dict(rows)
     assert set(by_host) == set(state["workers"]), by_host
+
+
+def test_trigger_form_rejects_invalid_values(flow) -> None:
+    api, _ = flow
+    status, body = api.call(
+        "POST",
+        f"/api/v2/dags/{DAG}/dagRuns",
+        {"logical_date": None, "conf": {"max_usd_per_point_batch": -1}},
+    )
+    assert status == 400
+    assert "max_usd_per_point_batch" in json.dumps(body)
+
+
+def test_a_run_triggered_through_the_api_takes_the_batch_it_names(running, s3, weeks, flow) -> None:
+    """Two weeks wait in the landing zone; a run triggered through the REST API with
+    ``conf.batch`` naming the newer one takes that one, whatever the oldest is. (Its teardown
+    then triggers a drain run for the other: ``test_stack_down`` stops the stack under it.)"""
+    from costaware.store.ledger import Ledger
+
+    api, _ = flow
+    _, state = running
+    cfg, parts = weeks
+    for name, part in parts[4:6]:
+        frame = part[[ID_COLUMN, TIME_COLUMN, *cfg.feature_names]]
+        _put_parquet(s3, state["bucket"], f"state/landing/elec2/{name}.parquet", frame)
+    named = parts[5][0]
+    status, run = api.call(
+        "POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"batch": named}}
+    )
+    assert status == 200, run
+    api.wait_for_run(DAG, run["dag_run_id"], RUN_S)
+    decision = Ledger(state["ledger_url"]).decision_for_batch("elec2", named)
+    assert decision is not None and decision["run_id"] == run["dag_run_id"], decision
+    _, tis = api.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances")
+    states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
+    assert states["collect_batch"] == states["cost_checkpoint"] == "success", states
+    assert states["publish_report"] == "success", states
 
 
 def test_stack_down_stops_every_process_it_started(running) -> None:

@@ -14,7 +14,10 @@ from . import matrix
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-POINTS = matrix.source_points()
+# ``<step>.start`` is passed before the step's body runs (``faults.step_points``): a kill there
+# has written nothing on any ledger, and its retry is the clean run, which the SQLite module
+# already checks from the same snapshot. Here: every point after a step has begun.
+POINTS = [p for p in matrix.source_points() if not p.endswith(".start")]
 # A task that meets a database outage fails; its retry must converge like after a kill.
 PG_RESTART_POINTS = [
     p
@@ -23,7 +26,7 @@ PG_RESTART_POINTS = [
         "cost_checkpoint.start",
         "promote_or_reject.intent_recorded",
     )
-    if p in POINTS
+    if p in matrix.source_points()
 ]
 
 
