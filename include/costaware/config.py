@@ -93,6 +93,16 @@ class MetricSpec:
         """The metric in its own unit from points (the inverse of ``points``)."""
         return (1.0 if self.higher_is_better else -1.0) * points / self.scale
 
+    def shown(self, points: float) -> float:
+        """The metric as people read it, in ``unit``: points without the sign that makes an
+        error grow with quality (an RMSE of 12.3, not −12.3 points; ROC AUC × 100 as is)."""
+        return self.value(points) * self.scale
+
+    @property
+    def reading(self) -> str:
+        """How to read ``shown``: its unit and direction."""
+        return f"{self.unit}, {'higher' if self.higher_is_better else 'lower'} is better"
+
 
 _CLASSIFICATION = ("binary", "multiclass")
 METRIC_SPECS: dict[str, MetricSpec] = {

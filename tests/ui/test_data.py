@@ -222,6 +222,26 @@ def test_the_page_shows_the_ledger_and_escapes_it(state) -> None:
     assert "unknown (1 charge)" in out
 
 
+def test_an_error_metric_is_shown_as_people_read_it(state) -> None:
+    """Points carry a minus for a metric where lower is better (RMSE 12.3 is −12.3 points);
+    the page shows the RMSE, and says which way is better."""
+    import dataclasses
+
+    settings, led = state
+    v = data.model_view(settings, led, "m1", metric="rmse")
+    assert v.champion is not None
+    v = dataclasses.replace(
+        v,
+        champion=dataclasses.replace(v.champion, points=-12.3),
+        runs=[dataclasses.replace(r, champion_points=-12.3) for r in v.runs],
+    )
+    out = page.model_page(v, ["m1"])
+    card = re.findall(r"<div class='card' id='champion'>(.*?)</div>", out, re.S)[0]
+    assert "rmse 12.30" in card and "-12.30" not in card
+    assert "target units, lower is better" in out
+    assert "-12.3" not in out
+
+
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "..", "", ".hidden", "x" * 300, "a\\b"])
 def test_names_that_could_leave_their_folder_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a plain name"):

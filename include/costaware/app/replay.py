@@ -81,7 +81,7 @@ class WeekRow:
     action: str
     outcome: str
     champion: str | None
-    champion_points: float | None
+    champion_points: float | None  # the champion's metric in its unit (``MetricSpec.shown``)
     usd: float | None  # None: some attempt's cost is unknown
     seconds: float
 
@@ -269,6 +269,10 @@ def _week_row(ctx: Any, i: int, name: str, state: str, seconds: float) -> WeekRo
     points = None
     if decision is not None:
         points = (decision["details"] or {}).get("champion_points")
+    if points is not None:  # as people read the metric: an RMSE of 12.3, not −12.3 points
+        from costaware.config import METRIC_SPECS
+
+        points = METRIC_SPECS[ctx.cfg.metric].shown(float(points))
     return WeekRow(
         index=i,
         batch=name,

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from costaware.app.ui.data import REPORT_FILES, ModelView, Run
 from costaware.app.ui.svg import Series, line_chart, stacked_bars
+from costaware.config import METRIC_SPECS
 from costaware.costs.base import Spend
 
 PREFIX = "/costaware"  # where the plugin's FastAPI app is mounted (plugins/costaware_ui.py)
@@ -81,11 +82,26 @@ def _table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") ->
     return f"<table class='{cls}'><tr>{h}</tr>{body}</table>"
 
 
+def _shown(view: ModelView, points: float | None) -> float | None:
+    """A champion's metric as people read it (an RMSE of 12.3, not −12.3 points)."""
+    spec = METRIC_SPECS.get(view.metric or "")
+    return points if points is None or spec is None else spec.shown(points)
+
+
+def _reading(view: ModelView) -> str:
+    spec = METRIC_SPECS.get(view.metric or "")
+    return f"{view.metric or 'metric'} ({spec.reading})" if spec else "metric (points)"
+
+
 def _champion(view: ModelView) -> str:
     c = view.champion
     if c is None:
         return "<div class='card' id='champion'>Champion: <b>none yet</b></div>"
-    metric = f"{_e(view.metric or 'metric')} {_num(c.points)}" if c.points is not None else "—"
+    metric = (
+        f"{_e(view.metric or 'metric')} {_num(_shown(view, c.points))}"
+        if c.points is not None
+        else "—"
+    )
     return (
         f"<div class='card' id='champion'>Champion <b>v{_e(c.version)}</b><br>"
         f"since {_e(_when(c.since))} ({_e(c.how)}, run clock)<br>{metric} when promoted</div>"
@@ -132,7 +148,7 @@ def _history(view: ModelView) -> str:
             _e(h.status),
             _e(f"v{h.from_version}" if h.from_version else "none"),
             _e(f"v{h.to_version}" if h.to_version else "none"),
-            _e(_num(h.points)),
+            _e(_num(_shown(view, h.points))),
             _e(h.actor),
             _e(h.reason),
         ]
@@ -149,9 +165,9 @@ def _day(run: Run) -> str:
 def _charts(view: ModelView) -> str:
     labels = [_day(r) for r in view.runs]
     metric = line_chart(
-        f"Champion {view.metric or 'metric'} (points) on the newest labelled batch",
+        f"Champion {_reading(view)} on the newest labelled batch",
         labels,
-        [Series("champion", [r.champion_points for r in view.runs])],
+        [Series("champion", [_shown(view, r.champion_points) for r in view.runs])],
     )
     coverage = line_chart(
         "Label coverage (labelled rows / rows accepted so far, %)",
