@@ -96,3 +96,23 @@ def test_calibrated_probabilities_are_distributions(storms: dict) -> None:
 def test_unknown_multiclass_metric_is_refused(storms: dict) -> None:
     with pytest.raises(ValueError, match="allowed: roc_auc, accuracy, macro_f1, log_loss"):
         cbpe.estimate_multiclass(storms["calibration"], storms["windows"][0], "rmse")
+
+
+def test_float32_scores_closer_than_a_millionth_keep_their_own_calibration() -> None:
+    # A hand-worked reference: class 0's scores 5e-8 < 1e-7 < 8e-7 rank its rows perfectly,
+    # as classes 1 and 2's do, so isotonic calibration on the reference is exact (each row's
+    # own class at 1) and the estimate on those rows is their realized metric. scikit-learn's
+    # isotonic regression pools float32 inputs closer than float32's resolution (1e-6) as
+    # ties; fitted that way (as NannyML does on float32 columns) class 0 reads 1/3 everywhere,
+    # expected accuracy 50 and ROC AUC below 100.
+    rows = np.array(
+        [[1e-7, 0.6, 0.4 - 1e-7], [8e-7, 0.3, 0.7 - 8e-7], [5e-8, 0.1, 0.9 - 5e-8]],
+        dtype=np.float32,
+    )
+    probs = np.repeat(rows, 5, axis=0)
+    y = np.repeat([1, 0, 2], 5)
+    cal = cbpe.calibrate_multiclass(probs, y)
+    assert np.array_equal(cal(probs), np.eye(3)[y])
+    for metric, realized in (("accuracy", 200 / 3), ("roc_auc", 100.0)):
+        assert metric_points(y.astype(float), probs, metric) == pytest.approx(realized)
+        assert cbpe.estimate_multiclass(cal, probs, metric).points == pytest.approx(realized)

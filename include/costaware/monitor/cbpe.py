@@ -186,6 +186,10 @@ class MulticlassCalibration:
 
 def calibrate_multiclass(probs: Any, y: Any) -> MulticlassCalibration:
     """``probs``: (n, K) class probabilities; ``y``: class indices 0..K−1."""
+    # float64 on purpose: scikit-learn's isotonic regression pools scores closer than the
+    # input dtype's resolution as ties (1e-6 for float32, what XGBoost returns), and softmax
+    # probabilities crowd below 1e-5. NannyML fits float32 columns as they come and so
+    # differs from this (bench/results/cbpe_multiclass_nannyml.md); on float64 both agree.
     s = np.asarray(probs, dtype=float)
     yy = np.asarray(y, dtype=int)
     if s.ndim != 2 or len(s) != len(yy) or len(s) < 2:
