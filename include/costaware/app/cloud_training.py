@@ -29,7 +29,50 @@ from costaware.app.airflow_glue import step_context
 from costaware.config import ModelConfig
 
 
-class SageMakerSpotTrainingOperator(SageMakerTrainingOperator):
+class CloudJobSteps:
+    """What every cloud-training operator does around its trigger, whatever the cloud: start
+    (or attach to) the run's job, stop it, price it and take its result — the steps'
+    ``start_cloud_training`` / ``stop_cloud_training`` / ``finish_cloud_training`` with the
+    job's spec from XCom and a key from the DAG run and task. A subclass says how its clients
+    are made (``_clients``: the job client and, if the backend needs one, a storage client)."""
+
+    model: str
+    job: dict[str, Any] | str
+    instance_type: str | None
+
+    def _clients(self) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _spec(self) -> dict[str, Any]:
+        # A template rendered from XCom arrives as text unless the DAG renders native objects.
+        return json.loads(self.job) if isinstance(self.job, str) else dict(self.job)
+
+    def _key(self, context: Any) -> str:
+        ti = context["ti"]
+        return f"{ti.dag_id}/{context['run_id']}/{ti.task_id}"
+
+    def _start(self, context: Any) -> dict[str, Any]:
+        from costaware.steps.train import start_cloud_training
+
+        client, storage = self._clients()
+        ctx = step_context(self.model, context)
+        return start_cloud_training(
+            ctx, self._spec(), self._key(context), client, self.instance_type or None, storage
+        )
+
+    def _stop(self, context: Any, job_name: str) -> None:
+        from costaware.steps.train import stop_cloud_training
+
+        stop_cloud_training(step_context(self.model, context), job_name, self._clients()[0])
+
+    def _finish(self, context: Any) -> dict[str, Any]:
+        from costaware.steps.train import finish_cloud_training
+
+        ctx = step_context(self.model, context)
+        return finish_cloud_training(ctx, self._spec(), self._key(context), *self._clients())
+
+
+class SageMakerSpotTrainingOperator(CloudJobSteps, SageMakerTrainingOperator):
     """Train ``model`` on SageMaker (managed spot when its YAML says so).
 
     ``job`` is the training job's spec (``TrainingJob`` fields but ``job_id`` and ``tags``,
@@ -66,21 +109,11 @@ class SageMakerSpotTrainingOperator(SageMakerTrainingOperator):
         # The placement's choice (estimate_cost's ``placement.instance_type``); None: the YAML's.
         self.instance_type = instance_type
 
-    def _spec(self) -> dict[str, Any]:
-        # A template rendered from XCom arrives as text unless the DAG renders native objects.
-        return json.loads(self.job) if isinstance(self.job, str) else dict(self.job)
-
-    def _key(self, context: Any) -> str:
-        ti = context["ti"]
-        return f"{ti.dag_id}/{context['run_id']}/{ti.task_id}"
+    def _clients(self) -> tuple[Any, Any]:
+        return self.hook.conn, None
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from costaware.steps.train import start_cloud_training
-
-        ctx = step_context(self.model, context)
-        started = start_cloud_training(
-            ctx, self._spec(), self._key(context), self.hook.conn, self.instance_type or None
-        )
+        started = self._start(context)
         if started["state"] != "running":  # ended already (a retry after the end)
             return self._finish(context)
         self.defer(
@@ -103,12 +136,10 @@ class SageMakerSpotTrainingOperator(SageMakerTrainingOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         from costaware.errors import TrainingError
-        from costaware.steps.train import stop_cloud_training
 
         event = event or {}
         if event.get("status") == "timeout":
-            ctx = step_context(self.model, context)
-            stop_cloud_training(ctx, event["job_name"], self.hook.conn)
+            self._stop(context, event["job_name"])
             raise TrainingError(
                 f"SageMaker training job {event['job_name']} had not ended after "
                 f"{self.max_attempts} polls {self.check_interval} s apart: asked SageMaker "
@@ -116,9 +147,3 @@ class SageMakerSpotTrainingOperator(SageMakerTrainingOperator):
             )
         # Whatever the trigger said, the job's own state decides (the explicit table).
         return self._finish(context)
-
-    def _finish(self, context: Any) -> dict[str, Any]:
-        from costaware.steps.train import finish_cloud_training
-
-        ctx = step_context(self.model, context)
-        return finish_cloud_training(ctx, self._spec(), self._key(context), self.hook.conn)

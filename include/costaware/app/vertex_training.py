@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from costaware.app.airflow_glue import step_context
+from costaware.app.cloud_training import CloudJobSteps
 from costaware.config import ModelConfig
 
 
@@ -99,7 +98,7 @@ class VertexCustomJobTrigger(BaseTrigger):
         yield TriggerEvent({"status": "timeout", "job_name": self.job_name, "state": state})
 
 
-class VertexSpotTrainingOperator(BaseOperator):
+class VertexSpotTrainingOperator(CloudJobSteps, BaseOperator):
     """Train ``model`` as a Vertex AI custom job (Spot VMs when its YAML says so).
 
     ``job`` is the training job's spec (``TrainingJob`` fields but ``job_id`` and ``tags``);
@@ -133,25 +132,11 @@ class VertexSpotTrainingOperator(BaseOperator):
         bound_s = (spec.timeout_minutes + spec.max_wait_minutes) * 60
         self.max_polls = max_polls or int(bound_s // spec.poll_seconds) + 10
 
-    def _spec(self) -> dict[str, Any]:
-        return json.loads(self.job) if isinstance(self.job, str) else dict(self.job)
-
-    def _key(self, context: Any) -> str:
-        ti = context["ti"]
-        return f"{ti.dag_id}/{context['run_id']}/{ti.task_id}"
+    def _clients(self) -> tuple[Any, Any]:
+        return job_client(self.conn_id, self.region), storage_client(self.conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from costaware.steps.train import start_cloud_training
-
-        ctx = step_context(self.model, context)
-        started = start_cloud_training(
-            ctx,
-            self._spec(),
-            self._key(context),
-            job_client(self.conn_id, self.region),
-            self.instance_type or None,
-            storage_client(self.conn_id),
-        )
+        started = self._start(context)
         if started["state"] != "running":  # ended already (a retry after the end)
             return self._finish(context)
         self.defer(
@@ -170,27 +155,13 @@ class VertexSpotTrainingOperator(BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         from costaware.errors import TrainingError
-        from costaware.steps.train import stop_cloud_training
 
         event = event or {}
         if event.get("status") == "timeout":
-            ctx = step_context(self.model, context)
-            stop_cloud_training(ctx, event["job_name"], job_client(self.conn_id, self.region))
+            self._stop(context, event["job_name"])
             raise TrainingError(
                 f"Vertex custom job {event['job_name']} still {event.get('state')} after "
                 f"{self.max_polls} polls {self.poll_seconds} s apart: asked Vertex to cancel "
                 "it; its cost is recorded when a retry of this task sees it cancelled"
             )
         return self._finish(context)  # the job's own state decides (the explicit table)
-
-    def _finish(self, context: Any) -> dict[str, Any]:
-        from costaware.steps.train import finish_cloud_training
-
-        ctx = step_context(self.model, context)
-        return finish_cloud_training(
-            ctx,
-            self._spec(),
-            self._key(context),
-            job_client(self.conn_id, self.region),
-            storage_client(self.conn_id),
-        )
