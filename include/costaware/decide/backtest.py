@@ -9,7 +9,9 @@ are held out and the ``training.window_batches`` before them train both the prob
 * **costaware** — ``gain.regret_curve`` / ``regret_se`` of the probe against the probes of
   earlier steps, the champion's regret and its history, ``gain.estimate_gain_probe`` and
   ``policy.decide`` with the model's ``cost_policy`` (the $-per-point·batch limit may be
-  overridden), exactly the calls of ``steps.measure`` and ``steps.checkpoint``;
+  overridden), exactly the calls of ``steps.measure`` and ``steps.checkpoint``, the gain
+  corrected by the realized return of its own past retrains as ``steps.realized`` measures
+  it (see below);
 * **periodic:K** — a retrain every K batches; **drift** — a retrain when the drift step's
   verdict on the batch against the champion's training data is "dataset drift";
   **never** — the first model serves throughout.
@@ -19,6 +21,15 @@ window (what ``steps.evaluate`` and ``steps.promote`` do): a rejected challenger
 retrain and changes nothing. The champion then serves batch ``t``; what it loses there is
 its shortfall from a perfect score in the configured metric's points (100 − ROC AUC × 100,
 RMSE in target units, 100 × log loss…), whatever the kind of model.
+
+The realized return (costaware only; the other policies do not decide on gain): every
+retrain through the gate is a ``decide.realized.Outcome`` (the estimator's uncorrected gain
+when it was decided, the retrain's $, the verdict; a rejected one realized exactly 0). While a
+promoted challenger is champion, each step records its gain over the model it replaced on
+every batch labelled since, later than its own held-out window (the two models' points on
+the batch's rows, and ``gain.regret_se`` of the pair); once it is replaced its record stops
+growing. ``decide.realized.summarize`` and ``checkpoint_gain`` then scale the next expected
+gain, as ``steps.measure`` and ``steps.checkpoint`` do from the ledger.
 
 The hindsight oracle deploys the same challengers (the model a retrain at step ``s`` trains is
 the same whatever the policy) at the steps that minimise limit × shortfall + retrain $,
@@ -51,6 +62,14 @@ from costaware.decide.gain import (
 )
 from costaware.decide.performance import _points_rows, metric_points
 from costaware.decide.policy import CheckpointInputs, decide
+from costaware.decide.realized import (
+    BatchGain,
+    Outcome,
+    Realized,
+    checkpoint_gain,
+    gated,
+    summarize,
+)
 from costaware.errors import ConfigError
 
 PolicyKind = Literal["costaware", "periodic", "drift", "never"]
@@ -118,6 +137,12 @@ class Result:
     mean_points: float
     events: list[Event] = field(default_factory=list)
     served: list[int] = field(default_factory=list)  # birth step of the model serving each step
+    # costaware only: the realized return of its retrains at the end (``Realized.as_dict()``),
+    # the outcomes it rests on (run_id: the step that retrained) and the shrunk ratio each
+    # step's checkpoint read (step → ratio).
+    realized: dict[str, Any] | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    ratios: dict[int, float] = field(default_factory=dict)
 
     @property
     def spend(self) -> float:
@@ -165,6 +190,7 @@ class Book:
         self._judge: dict[tuple[int | None, int], Verdict] = {}
         self._regret: dict[tuple[int, int], tuple[float, float | None]] = {}
         self._drift: dict[tuple[int, int], bool] = {}
+        self._paired: dict[tuple[int, int, int], BatchGain | None] = {}
         self.points: np.ndarray | None = None  # P[s, t]: challenger s's points on batch t
         self.probe_seconds: list[float] = []
         self.fit_seconds: list[float] = []
@@ -340,6 +366,32 @@ class Book:
             )
         return self._drift[key]
 
+    def point(self, s: int, b: int) -> float:
+        """Model s's points on batch b (b may precede s's own step: a later-labelled batch)."""
+        assert self.points is not None
+        if b >= s:
+            return float(self.points[s, b])
+        return float(metric_points(self.y(b), self.scores(s, [b]), self.metric))
+
+    def paired_gain(self, new: int, old: int, b: int) -> BatchGain | None:
+        """Model ``new`` minus model ``old`` on batch b, with the pair's sampling error, as
+        ``steps.realized`` records it (None: the metric is undefined there, no evidence)."""
+        key = (new, old, b)
+        if key not in self._paired:
+            new_p, old_p = self.point(new, b), self.point(old, b)
+            got = None
+            if math.isfinite(new_p) and math.isfinite(old_p):
+                se = regret_se(
+                    self.y(b),
+                    self.scores(new, [b]),
+                    [self.scores(old, [b])],
+                    self.metric,
+                    seed=self.cfg.evaluation.seed,
+                )[0]
+                got = BatchGain(str(b), new_p - old_p, se)
+            self._paired[key] = got
+        return self._paired[key]
+
     def hours_between(self, a: int, b: int) -> float | None:
         if self.arrivals is None:
             return None
@@ -383,8 +435,52 @@ def first_champion(book: Book) -> tuple[int, list[Event]]:
     )
 
 
-def run(book: Book, policy: PolicySpec, limit: float | None = None) -> Result:
-    """Replay ``policy`` from the first champion to the last batch of ``book``."""
+class _Returns:
+    """The realized return of one policy's retrains, kept as ``steps.realized`` keeps it in
+    the ledger (outcomes by retrain, batch gains by promotion), on the book's scores."""
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self._gated: list[tuple[int, dict[str, Any], bool]] = []  # (step, gain, promoted)
+        self._batches: list[list[BatchGain]] = []
+        self._replaced: dict[int, tuple[int, int]] = {}  # champion → (its outcome, replaced)
+        self._seen: dict[int, int] = {}  # champion → newest batch looked at
+
+    def measure(self, champion: int, t: int) -> Realized:
+        """``track_realized`` at step t: the champion's gain on each batch labelled since the
+        last step (later than its promotion's held-out window), then the running summary."""
+        got = self._replaced.get(champion)
+        if got is not None:
+            i, replaced = got
+            lo = self._seen.get(champion, max(self.book.hold(champion)))
+            for b in range(lo + 1, self.book.newest(t) + 1):
+                gain = self.book.paired_gain(champion, replaced, b)
+                if gain is not None:
+                    self._batches[i].append(gain)
+            self._seen[champion] = max(lo, self.book.newest(t))
+        return self.summary()
+
+    def gate(self, t: int, champion: int, gain: dict[str, Any], verdict: str) -> None:
+        """A retrain at step t went through the gate against ``champion``."""
+        self._gated.append((t, gain, verdict == "promote"))
+        self._batches.append([])
+        if verdict == "promote":
+            self._replaced[t] = (len(self._gated) - 1, champion)
+
+    def outcomes(self) -> list[Outcome]:
+        return [
+            gated(str(t), gain, self.book.usd, promoted, tuple(batches))
+            for (t, gain, promoted), batches in zip(self._gated, self._batches, strict=True)
+        ]
+
+    def summary(self) -> Realized:
+        return summarize(self.outcomes())
+
+
+def run(book: Book, policy: PolicySpec, limit: float | None = None, correct: bool = True) -> Result:
+    """Replay ``policy`` from the first champion to the last batch of ``book``. ``correct``:
+    costaware's gain is corrected by its realized return, as in the DAG (False: the raw
+    estimate decides; the realized figures are still measured)."""
     book.build()
     limit = configured_limit(book.cfg) if limit is None else limit
     champion, events = first_champion(book)
@@ -399,6 +495,9 @@ def run(book: Book, policy: PolicySpec, limit: float | None = None) -> Result:
         float(np.mean(book.probe_seconds)) * book.worker_usd_per_s if book.probe_seconds else 0.0
     )
     probe_usd = 0.0
+    returns = _Returns(book) if policy.kind == "costaware" else None
+    ratios: dict[int, float] = {}
+    gain: dict[str, Any] = {}
     assert book.points is not None
     shortfall = book.perfect - book.points[champion, start] if book.valid[start] else 0.0
     pts = [book.points[champion, start]] if book.valid[start] else []
@@ -411,8 +510,21 @@ def run(book: Book, policy: PolicySpec, limit: float | None = None) -> Result:
             want = book.drifted(champion, t)
         elif policy.kind == "costaware":
             probe_usd += probe_each
-            decision, reason = _checkpoint(
-                book, t, champion, curves, ses, curve_steps, history, spent, last_attempt, limit
+            assert returns is not None
+            realized = returns.measure(champion, t)
+            ratios[t] = realized.ratio
+            decision, reason, gain = _checkpoint(
+                book,
+                t,
+                champion,
+                curves,
+                ses,
+                curve_steps,
+                history,
+                spent,
+                last_attempt,
+                limit,
+                realized.as_dict() if correct else None,
             )
             want = decision in ("retrain", "approve")
             approvals += decision == "approve"
@@ -422,6 +534,8 @@ def run(book: Book, policy: PolicySpec, limit: float | None = None) -> Result:
             month = book.month(t)
             spent[month] = spent.get(month, 0.0) + book.usd
             v = book.verdict(champion, t)
+            if returns is not None:
+                returns.gate(t, champion, gain, v.verdict)
             events.append(
                 Event(t, decision, v.verdict, v.reason if not reason else f"{reason} → {v.reason}")
             )
@@ -448,6 +562,9 @@ def run(book: Book, policy: PolicySpec, limit: float | None = None) -> Result:
         mean_points=float(np.mean(pts)) if pts else math.nan,
         events=events,
         served=served,
+        realized=None if returns is None else returns.summary().as_dict(),
+        outcomes=[] if returns is None else returns.outcomes(),
+        ratios=ratios,
     )
 
 
@@ -462,16 +579,19 @@ def _checkpoint(
     spent: dict[Any, float],
     last_attempt: int,
     limit: float,
-) -> tuple[str, str]:
-    """``measure_performance`` + ``cost_checkpoint`` at step t: the gain and the decision."""
+    realized: dict[str, Any] | None,
+) -> tuple[str, str, dict[str, Any]]:
+    """``measure_performance`` + ``cost_checkpoint`` at step t: the decision, its reason and
+    the estimator's uncorrected gain (``GainEstimate.as_dict()``, what the ledger keeps);
+    ``realized``: the running ``Realized.as_dict()`` that corrects it (None: no correction)."""
     cfg = book.cfg
     if t not in curves:
-        gain_points, low, high, basis = 0.0, 0.0, 0.0, "no probe"
+        gain = {"points": 0.0, "low": 0.0, "high": 0.0, "basis": "no probe"}
     else:
         upto = [s for s in curve_steps if s <= t]
         regret, se = book.champion_regret(champion, t)
         past = history.setdefault(champion, [])
-        gain = estimate_gain_probe(
+        estimate = estimate_gain_probe(
             [curves[s] for s in upto],
             t - champion,
             regret,
@@ -482,16 +602,15 @@ def _checkpoint(
             extend=True,
         )
         past.append((regret, se))
-        gain_points, low, high, basis = gain.points, gain.low, gain.high, gain.basis
+        gain = estimate.as_dict()
     inputs = CheckpointInputs(
         model=cfg.name,
         has_champion=True,
         labelled_rows=book.train_rows(t),
         min_train_rows=cfg.training.min_train_rows,
-        gain_points=gain_points,
-        gain_low=low,
-        gain_high=high,
-        gain_basis=basis,
+        # The step's JSON, as ``cost_checkpoint`` reads it: the gain × the realized ratio.
+        **checkpoint_gain(gain, realized),
+        gain_basis=str(gain["basis"]),
         cost_usd=book.usd,
         cost_quality="static",
         cost_source="backtest",
@@ -500,7 +619,7 @@ def _checkpoint(
         metric=cfg.metric,
     )
     d = decide(inputs, cfg.cost_policy, limit)
-    return d.action, d.reason
+    return d.action, d.reason, gain
 
 
 def oracle(book: Book, limit: float | None = None) -> Result:

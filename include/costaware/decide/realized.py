@@ -23,6 +23,9 @@ API (the DAG's steps and the benchmark call the same functions):
     checkpoint_gain(gain, realized_dict) -> dict
         the same from the steps' JSON (``GainEstimate.as_dict()``, ``Realized.as_dict()``):
         the gain fields of ``decide.policy.CheckpointInputs``.
+    gated(run_id, gain, cost_usd, promoted, batches=()) -> Outcome
+        the outcome of a retrain from its checkpoint's uncorrected ``gain`` JSON (what the
+        DAG's decision row keeps); the backtest engine builds its outcomes with it.
 
 The ratio is a precision-weighted mean of the prior and the data. Prior: ratio 1 ± 0.5 (the
 estimator taken at its word, 95 % of the prior between 0 and 2 — a weakly informative choice
@@ -80,6 +83,26 @@ def realized_gain(o: Outcome) -> tuple[float, float] | None:
     sampling = math.sqrt(sum(e * e for e in known)) / len(known) if known else 0.0
     spread = math.sqrt(sum((b.gain - mean) ** 2 for b in used) / (n - 1) / n) if n > 1 else 0.0
     return mean * o.horizon, max(sampling, spread) * o.horizon
+
+
+def gated(
+    run_id: str,
+    gain: dict[str, Any],
+    cost_usd: float | None,
+    promoted: bool,
+    batches: tuple[BatchGain, ...] = (),
+) -> Outcome:
+    """A retrain that went through the gate, from the estimator's gain at its checkpoint
+    (``GainEstimate.as_dict()``, before the correction; a checkpoint with no estimate
+    promised nothing)."""
+    return Outcome(
+        run_id=run_id,
+        expected=float(gain.get("points") or 0.0),
+        horizon=gain.get("horizon"),
+        cost_usd=cost_usd,
+        promoted=promoted,
+        batches=batches,
+    )
 
 
 @dataclass(frozen=True)
