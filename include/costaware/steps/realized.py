@@ -121,7 +121,7 @@ def _record_later_batches(
 
 
 def _summary(ctx: StepContext, order: list[str]) -> Any:
-    from costaware.decide.realized import BatchGain, Outcome, summarize
+    from costaware.decide.realized import BatchGain, gated, summarize
     from costaware.store.ledger import realized_rows
 
     ledger = ctx.ledger
@@ -139,15 +139,12 @@ def _summary(ctx: StepContext, order: list[str]) -> Any:
         gain = (decision.get("details") or {}).get("gain") or {}
         rows = sorted(by_run.get(a["run_id"], []), key=lambda r: rank.get(r["batch_id"], -1))
         outcomes.append(
-            Outcome(
-                run_id=a["run_id"],
-                expected=float(gain.get("points") or 0.0),
-                horizon=gain.get("horizon"),
-                cost_usd=a["usd"],
-                promoted=a["action"] == "promote",
-                batches=tuple(
-                    BatchGain(r["batch_id"], r["gain_points"], r["gain_se"]) for r in rows
-                ),
+            gated(
+                a["run_id"],
+                gain,
+                a["usd"],
+                a["action"] == "promote",
+                tuple(BatchGain(r["batch_id"], r["gain_points"], r["gain_se"]) for r in rows),
             )
         )
     return summarize(outcomes)
