@@ -56,6 +56,7 @@ from costaware.decide.gain import (
     PROBE_AGES,
     PROBE_HALFLIFE,
     PROBE_ROWS,
+    champion_regret,
     estimate_gain_probe,
     regret_curve,
     regret_se,
@@ -350,10 +351,13 @@ class Book:
         if key not in self._regret:
             probe = self.probe_hold(t, t)
             assert probe is not None
-            y, champ = self.y_hold(t), self.scores(champion, self.hold(t))
-            regret = metric_points(y, probe, self.metric) - metric_points(y, champ, self.metric)
-            se = regret_se(y, probe, [champ], self.metric, seed=self.cfg.evaluation.seed)[0]
-            self._regret[key] = (regret, se)
+            self._regret[key] = champion_regret(
+                self.y_hold(t),
+                probe,
+                self.scores(champion, self.hold(t)),
+                self.metric,
+                seed=self.cfg.evaluation.seed,
+            )
         return self._regret[key]
 
     def drifted(self, champion: int, t: int) -> bool:

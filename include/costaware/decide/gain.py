@@ -107,6 +107,18 @@ def regret_se(
     return out
 
 
+def champion_regret(
+    y: Any, probe_score: Any, champion_score: Any, metric: str, seed: int = 0
+) -> tuple[float, float | None]:
+    """The serving champion's regret on one labelled window — the fresh probe's points minus
+    the champion's, on the same rows — and its paired standard error: what
+    ``estimate_gain_probe`` takes as ``regret`` / ``champion_se`` (``steps.measure`` and the
+    backtest engine both call this)."""
+    regret = regret_curve(y, probe_score, [champion_score], metric)[0]
+    assert regret is not None  # a scored champion always has a regret
+    return regret, regret_se(y, probe_score, [champion_score], metric, seed=seed)[0]
+
+
 def smooth_curve(
     curves: list[list[float | None]], halflife: float = PROBE_HALFLIFE, ages: int = PROBE_AGES
 ) -> list[float]:

@@ -79,6 +79,7 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     the realized return of past retrains (``steps.realized``)."""
     from costaware.decide.gain import (
         PROBE_AGES,
+        champion_regret,
         estimate_gain_probe,
         regret_curve,
         regret_se,
@@ -139,8 +140,7 @@ def measure_performance(ctx: StepContext) -> dict[str, Any]:
     age = len(accepted) - 1 - accepted.index(born) if born in accepted else PROBE_AGES
     # The champion's regret, its sampling error, and the same for the batches it served
     # before (pooled by the estimator, so one noisy batch does not decide).
-    regret = probe_points - points
-    regret_err = regret_se(y, probe_s, [s], cfg.metric, seed=seed)[0]
+    regret, regret_err = champion_regret(y, probe_s, s, cfg.metric, seed=seed)
     served = store.series(f"champion-{version}")
     history: list[tuple[float, float | None]] = []
     for k in in_order(served, order):
