@@ -242,19 +242,24 @@ class LocalBackend:
 
     def _result(self, job: TrainingJob, attempts: list[Attempt]) -> TrainingResult:
         sources = sorted({self._price(a.capacity).source for a in attempts})
-        # Spot's saving: the same billed time on demand minus what it cost on spot.
-        on_demand = self._price("on_demand").usd_per_hour
-        saved = sum(
-            (a.billed_seconds or 0.0) / 3600 * on_demand - (a.usd or 0.0)
-            for a in attempts
-            if a.capacity == "spot" and a.usd is not None
-        )
+        # Spot's saving: what one uninterrupted on-demand run would have cost (one start-up
+        # overhead + the attempts' wall time: a reclaim loses no finished chunk here) minus
+        # what every attempt cost — a reclaim's extra start-up counts against spot, and a
+        # job reclaimed early can cost more than on demand (a negative saving).
+        saved: float | None = None
         notes = [
             "billed: start-up overhead + wall time of each attempt (simulated spot on this "
-            "machine); saved: the same billed time on demand minus its spot cost"
+            "machine); saved: one uninterrupted on-demand run (one start-up + the attempts' "
+            "wall time) minus what all attempts cost"
         ]
         if any(a.usd is None for a in attempts):
-            notes.append("an attempt's cost is unknown: saved $ counts only the priced ones")
+            notes.append("an attempt's cost is unknown: what spot saved cannot be said")
+        elif any(a.capacity == "spot" for a in attempts):
+            one_run_s = self.billing_overhead_minutes * 60 + sum(a.seconds or 0.0 for a in attempts)
+            on_demand = self._price("on_demand").usd_per_hour
+            saved = one_run_s / 3600 * on_demand - sum(a.usd or 0.0 for a in attempts)
+        else:
+            saved = 0.0  # on demand throughout: nothing saved, nothing lost
         return TrainingResult(
             str(model_file(job)),
             job.algorithm,
