@@ -13,7 +13,12 @@ verdict, ledger row — with elec2's monitor defaults (24 h windows, 28 of them)
   whole log (once per model);
 * **steady runs** (3, median): one more hour of predictions is logged and one earlier day's
   predictions get their labels (``generate_series`` again), then the monitor runs at the
-  next hour, as the hourly schedule does;
+  next hour, as the hourly schedule does: the open window and the window that got labels
+  are computed, the other closed windows are reused from the previous run;
+* **no reuse**: the last steady run's clock again with ``reuse=False`` (every window
+  computed, the calibration kept), and whether its windows equal the steady run's exactly;
+* **next period**: the first run after the next window boundary (a day later): the CBPE
+  calibration is refitted, so every window with an estimate is computed again (once a day);
 * **old path** (sizes up to ``--baseline-max``): the reads the monitor made before this
   change, in the same process — every score and label of the 28 windows plus the newest
   window's features (``window_rows``); its metric and CBPE computation on those rows is not
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
@@ -117,9 +123,10 @@ def main() -> None:
     admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
     start = END - dt.timedelta(days=DAYS)
     print(f"SAMPLE_ROWS = {SAMPLE_ROWS}; windows: 24 h × 28; labels on 70 %")
+    print(f"load average before: {os.getloadavg()}")
     print(
         "rows         fill s  first run s  steady run s (each)        old path reads s  "
-        "old / steady"
+        "old / steady  no reuse s  next period s"
     )
     for n in args.rows:
         name = f"costaware_bench_monitor_{uuid.uuid4().hex[:8]}"
@@ -150,7 +157,8 @@ def main() -> None:
                 t = time.perf_counter()
                 out = run_monitor(ctx)
                 first = time.perf_counter() - t
-                steady = []
+                steady: list[float] = []
+                recomputed: list[list[int]] = []
                 hour = dt.timedelta(hours=1)
                 per_hour = n // (DAYS * 24)
                 for i in range(args.steady_runs):
@@ -179,11 +187,29 @@ def main() -> None:
                     else:
                         out = run_monitor(ctx)
                     steady.append(time.perf_counter() - t)
+                    recomputed.append(out["windows_recomputed"])
+                ctx = _context(url, Path(tmp) / "home", {}, clock)
+                t = time.perf_counter()
+                full = run_monitor(ctx, reuse=False)
+                no_reuse = time.perf_counter() - t
+                same = full["windows"] == out["windows"]
+                ctx = _context(url, Path(tmp) / "home", {}, END + dt.timedelta(days=1))
+                t = time.perf_counter()
+                nxt = run_monitor(ctx)
+                next_period = time.perf_counter() - t
                 med = statistics.median(steady)
                 each = ", ".join(f"{s:.2f}" for s in steady)
                 print(
                     f"{n:>10,}  {fill:7.1f}  {first:11.2f}  {med:6.2f} ({each})"
-                    f"{'':<{max(0, 18 - len(each))}}{old:16.2f}  {old / med:10.1f}×",
+                    f"{'':<{max(0, 18 - len(each))}}{old:16.2f}  {old / med:10.1f}×"
+                    f"  {no_reuse:10.2f}  {next_period:13.2f}",
+                    flush=True,
+                )
+                cal = {k: v for k, v in (nxt["calibration"] or {}).items() if k != "fit"}
+                print(
+                    f"            steady runs recomputed windows {recomputed} (the rest reused); "
+                    f"no-reuse run's windows identical: {same}; next period recomputed "
+                    f"{len(nxt['windows_recomputed'])} windows, calibration {cal}",
                     flush=True,
                 )
                 newest = out["windows"][0]
@@ -200,6 +226,7 @@ def main() -> None:
         finally:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,14 @@ def _write(tmp_path: Path, mutate) -> Path:
             "drift.columns names unknown features ['nope']",
         ),
         (lambda r: r["tags"].update(model="other"), "tags.model is 'other'"),
+        (
+            lambda r: r.setdefault("monitor", {}).update(window_origin="mondays"),
+            "monitor.window_origin: Value error, 'mondays' is not an ISO date-time",
+        ),
+        (
+            lambda r: r.setdefault("monitor", {}).update(window_origin="1970-01-05T00:00+02:00"),
+            "give the origin in UTC",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_allowed(tmp_path: Path, mutate, expected: str) -> None:

@@ -9,6 +9,7 @@ A bad config fails with the file, the key and what is allowed, e.g.::
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -562,6 +563,12 @@ class MonitorSpec(_Strict):
 
     schedule: str | None = "@hourly"
     window_hours: float = Field(default=24, gt=0, description="one monitoring window")
+    window_origin: str = Field(
+        default="1970-01-05T00:00:00",
+        description="a window boundary (UTC); the others are whole windows from it. The "
+        "default, a Monday midnight, makes daily windows run midnight to midnight and weekly "
+        "ones Monday to Monday (ISO weeks)",
+    )
     history_windows: int = Field(default=28, ge=1, description="windows of metric history")
     min_rows: int = Field(
         default=30, ge=2, description="fewest labelled rows a window's metric needs"
@@ -579,6 +586,24 @@ class MonitorSpec(_Strict):
     @classmethod
     def _known_schedule(cls, v: str | None) -> str | None:
         return AirflowSpec._known_schedule(v)
+
+    @field_validator("window_origin")
+    @classmethod
+    def _an_instant(cls, v: str) -> str:
+        try:
+            t = dt.datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(
+                f"{v!r} is not an ISO date-time; write e.g. 1970-01-05T00:00:00 (UTC)"
+            ) from None
+        if t.tzinfo is not None and t.utcoffset() != dt.timedelta(0):
+            raise ValueError(f"{v!r}: give the origin in UTC (no offset, or +00:00)")
+        return v
+
+    @property
+    def origin(self) -> dt.datetime:
+        """``window_origin`` as a naive UTC datetime (the ledger's clock)."""
+        return dt.datetime.fromisoformat(self.window_origin).replace(tzinfo=None)
 
 
 class ModelConfig(_Strict):

@@ -54,6 +54,8 @@ MONITOR = {
     "tolerance_points": TOLERANCE,
     "on_degradation": "retrain",
     "schedule": "@weekly",
+    # Weekly windows that start when Elec2's weeks do (Tuesdays), not on ISO Mondays.
+    "window_origin": START.isoformat(),
 }
 MAX_RETRAIN_RUNS = 4  # per request: the drain's runs this test plays (each takes one week)
 

@@ -39,6 +39,8 @@ MONITOR = {
     "history_windows": 4,
     "tolerance_points": 2.0,
     "on_degradation": "rollback",
+    # Weekly windows that start when Elec2's weeks do (Tuesdays), not on ISO Mondays.
+    "window_origin": START.isoformat(),
 }
 
 

@@ -7,12 +7,17 @@
   (a clock or a window width that is not whole hours) is counted from the log itself.
 * **Rows** for metrics, the label-free estimate and drift: a window of at most ``max_rows``
   predictions is read whole (exactly as before sampling existed); a bigger one is read as a
-  seeded random sample of ``max_rows`` rows (``sample_windows``).
+  seeded random sample of ``max_rows`` rows (``sample_windows``), drawn for that window
+  alone, so a window recomputed by a later run gets the same sample.
+* **The previous run** (``latest_monitor_run``): its stored window results and calibration,
+  which ``monitor.windows`` reuses where nothing they depend on changed.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +28,7 @@ import sqlalchemy as sa
 from costaware.store.ledger import (
     Ledger,
     _lock_key,
+    monitor_runs,
     prediction_count_marks,
     prediction_counts,
     prediction_labels,
@@ -41,6 +47,11 @@ RECOUNT_MARGIN = 10_000
 # TABLESAMPLE draws whole pages; asking for 1.3× the rows keeps a short sample unlikely
 # (a page holds ~20 logged rows: 10 000 rows ≈ 500 pages, whose count varies by ~±4.5 %).
 OVERSAMPLE = 1.3
+# A big window of at most this many times the sample is read whole through the time index
+# and cut: cheaper than TABLESAMPLE, which reads its rate of the *whole table's* pages (a
+# window of an hour at 10 M logged rows would need most of them).
+WHOLE_READ_FACTOR = 20
+EPOCH = dt.datetime(1970, 1, 1)
 
 
 def _joined() -> Any:
@@ -194,11 +205,26 @@ def windows_counts(
     windows: int,
     version: str | None,
 ) -> list[tuple[int, int, int]]:
-    """Per window k = 0 (newest) .. windows − 1, [end − (k+1)·width, end − k·width):
-    (served by ``version``, of which labelled, served by any version). From the hourly
-    counts (call ``refresh_counts`` first); hours cut by a boundary are counted from the log."""
+    """``bounds_counts`` of the windows k = 0 (newest) .. windows − 1,
+    [end − (k+1)·width, end − k·width)."""
+    bounds = [(end - width * (k + 1), end - width * k) for k in range(windows)]
+    return bounds_counts(ledger, model, bounds, version)
+
+
+def bounds_counts(
+    ledger: Ledger,
+    model: str,
+    bounds: Sequence[tuple[dt.datetime, dt.datetime]],
+    version: str | None,
+) -> list[tuple[int, int, int]]:
+    """Per window [start, end) of ``bounds`` (contiguous, newest first, as
+    ``windows.window_bounds`` gives them): (served by ``version``, of which labelled, served
+    by any version). From the hourly counts (call ``refresh_counts`` first); hours cut by a
+    window's bound are counted from the log."""
     c = prediction_counts
-    start = end - width * windows
+    if not bounds:
+        return []
+    start, end = bounds[-1][0], bounds[0][1]
     first_hour = start.replace(minute=0, second=0, microsecond=0)
     with ledger.engine.connect() as conn:
         rows = conn.execute(
@@ -206,11 +232,13 @@ def windows_counts(
                 c.c.model == model, c.c.hour >= first_hour, c.c.hour < end
             )
         ).all()
-    out = [[0, 0, 0] for _ in range(windows)]
+    out = [[0, 0, 0] for _ in bounds]
+    starts = [b[0] for b in reversed(bounds)]  # ascending
 
     def index(t: dt.datetime) -> int:  # the window holding instant t (start <= t < end)
-        return int(np.ceil((end - t) / width)) - 1
+        return len(bounds) - bisect.bisect_right(starts, t)
 
+    edges = {b[0] for b in bounds} | {end}
     pieces: set[tuple[dt.datetime, dt.datetime]] = set()
     for hour, v, served, labelled in rows:
         h = _as_datetime(hour)
@@ -224,10 +252,8 @@ def windows_counts(
                 out[k_lo][0] += served
                 out[k_lo][1] += labelled
             continue
-        # Cut by a window boundary or the range's ends: count its pieces from the log.
-        cuts = sorted(
-            {lo, hi} | {end - width * k for k in range(windows + 1) if lo < end - width * k < hi}
-        )
+        # Cut by a window's bound or the range's ends: count its pieces from the log.
+        cuts = sorted({lo, hi} | {e for e in edges if lo < e < hi})
         pieces.update(zip(cuts, cuts[1:], strict=False))
     for lo, hi in sorted(pieces):
         k = index(lo)
@@ -290,6 +316,12 @@ class Span:
     served: int
 
 
+def window_seed(seed: int, start: dt.datetime) -> list[int]:
+    """The generator seed of a window's sample: the configured seed and the window's start
+    (microseconds since the Unix epoch), so a window's sample does not move with its age."""
+    return [seed % 2**63, ((start - EPOCH) // dt.timedelta(microseconds=1)) % 2**63]
+
+
 def sample_windows(
     ledger: Ledger,
     model: str,
@@ -304,13 +336,17 @@ def sample_windows(
     rows, or its labelled rows with ``labelled_only``), else a seeded random sample of
     ``max_rows`` of them; one frame with an ``age`` column, each span in time order.
 
-    On PostgreSQL the big spans are read in one ``TABLESAMPLE SYSTEM (pct) REPEATABLE
-    (seed)`` query — of ``predictions``, or of ``prediction_labels`` with ``labelled_only`` —
-    drawing pages at 1.3× the rate the sparsest span needs, and each span is then cut to
-    ``max_rows`` rows by a generator seeded with (seed, age). A page holds consecutive rows
-    (served, or labelled, seconds apart), so this is a sample of small clusters rather than
-    of single rows. Elsewhere (SQLite, the embedded ledger) a big span is read whole and cut
-    the same way: bounded in what the monitor computes on, not in what it reads."""
+    A span's sample depends on that span alone (its bounds, its rows, ``seed``), never on
+    the other spans read with it, so a window recomputed in a later run draws the same
+    sample. A span of at most WHOLE_READ_FACTOR × ``max_rows`` rows, or any span outside
+    PostgreSQL (SQLite, the embedded ledger), is read whole and cut to ``max_rows`` rows by a
+    generator seeded with (seed, the span's start). A bigger span on PostgreSQL is drawn with
+    ``TABLESAMPLE SYSTEM (pct) REPEATABLE (seed)`` — of ``predictions``, or of
+    ``prediction_labels`` with ``labelled_only`` — at the first rate of a fixed ladder (steps
+    of √2) at or above 1.3× what the span needs; spans that share a rate share one query (a
+    page's draw depends only on the rate and the seed), and the draw is cut the same way. A
+    page holds consecutive rows (served, or labelled, seconds apart), so such a sample is of
+    small clusters rather than of single rows."""
     import pandas as pd
 
     parts = []
@@ -329,10 +365,10 @@ def sample_windows(
         parts.append(f.assign(age=s.age))
     if big:
         read = _read_big(ledger, model, version, big, max_rows, seed, features, labelled_only)
-        for s, f in zip(big, read, strict=True):
-            f = f.sort_values(["ts", "id"], kind="mergesort").reset_index(drop=True)
+        for s in big:
+            f = read[s.age].sort_values(["ts", "id"], kind="mergesort").reset_index(drop=True)
             if len(f) > max_rows:
-                rng = np.random.default_rng([seed, s.age])
+                rng = np.random.default_rng(window_seed(seed, s.start))
                 keep = np.sort(rng.choice(len(f), size=max_rows, replace=False))
                 f = f.iloc[keep].reset_index(drop=True)
             parts.append(f.assign(age=s.age))
@@ -340,6 +376,13 @@ def sample_windows(
         cols = ["request_id", "ts", "score", "version", "label", "age"]
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)
+
+
+def _rate_step(served: int, max_rows: int) -> int:
+    """The ladder step j (rate 100 · 2^(−j/2) %) of the lowest rate at or above the one a span
+    of ``served`` rows needs for 1.3 × ``max_rows`` of them."""
+    need = min(1.0, OVERSAMPLE * max_rows / served)
+    return max(0, math.floor(-2 * math.log2(need) + 1e-9))
 
 
 def _read_big(
@@ -351,28 +394,34 @@ def _read_big(
     seed: int,
     features: bool,
     labelled_only: bool,
-) -> list[pd.DataFrame]:
-    if ledger.engine.dialect.name != "postgresql":
-        return [
-            window_rows(
-                ledger,
-                model,
-                s.start,
-                s.end,
-                version=version,
-                features=features,
-                labelled_only=labelled_only,
-            )
-            for s in spans
-        ]
-    pct = min(100.0, 100.0 * OVERSAMPLE * max_rows / min(s.served for s in spans))
-    while True:  # a short draw (few, full pages: a small table) is drawn again at twice the rate
-        got = _tablesample(ledger, model, version, spans, pct, seed, features, labelled_only)
-        if pct >= 100.0 or all(
-            len(f) >= min(max_rows, s.served) for s, f in zip(spans, got, strict=True)
-        ):
-            return got
-        pct = min(100.0, 2 * pct)
+) -> dict[int, pd.DataFrame]:
+    def whole(s: Span) -> pd.DataFrame:
+        return window_rows(
+            ledger,
+            model,
+            s.start,
+            s.end,
+            version=version,
+            features=features,
+            labelled_only=labelled_only,
+        ).assign(id=lambda f: range(len(f)))
+
+    pg = ledger.engine.dialect.name == "postgresql"
+    out = {s.age: whole(s) for s in spans if not pg or s.served <= WHOLE_READ_FACTOR * max_rows}
+    steps = {s.age: _rate_step(s.served, max_rows) for s in spans if s.age not in out}
+    while steps:
+        j = max(steps.values())  # the lowest rate still wanted; its spans read together
+        group = [s for s in spans if steps.get(s.age) == j]
+        pct = 100.0 * 2 ** (-j / 2)
+        got = _tablesample(ledger, model, version, group, pct, seed, features, labelled_only)
+        for s, f in zip(group, got, strict=True):
+            # A short draw (few, full pages) is drawn again at twice the rate.
+            if j == 0 or len(f) >= min(max_rows, s.served):
+                out[s.age] = f
+                del steps[s.age]
+            else:
+                steps[s.age] = max(0, j - 2)
+    return out
 
 
 def _tablesample(
@@ -415,8 +464,7 @@ def _tablesample(
         source = p
     if features:
         cols.append(p.c.features)
-    lo, hi = min(s.start for s in spans), max(s.end for s in spans)
-    where = [p.c.ts >= lo, p.c.ts < hi]
+    where = [sa.or_(*[sa.and_(p.c.ts >= s.start, p.c.ts < s.end) for s in spans])]
     where.append((ls.c.model if labelled_only else p.c.model) == model)
     if version is not None:
         where.append(p.c.version == version)
@@ -434,3 +482,13 @@ def first_served(ledger: Ledger, model: str, version: str) -> dt.datetime | None
     with ledger.engine.connect() as conn:
         found = conn.execute(stmt).scalar()
     return found  # type: ignore[no-any-return]
+
+
+def latest_monitor_run(ledger: Ledger, model: str) -> dict[str, Any] | None:
+    """The newest ``monitor_runs`` row of ``model`` (its details hold every window's result
+    and the CBPE calibration the next run may reuse), or None."""
+    m = monitor_runs
+    stmt = sa.select(m).where(m.c.model == model).order_by(m.c.id.desc()).limit(1)
+    with ledger.engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    return None if row is None else dict(row._mapping)
