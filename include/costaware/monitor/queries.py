@@ -353,16 +353,7 @@ def sample_windows(
     small = [s for s in spans if 0 < s.served <= max_rows]
     big = [s for s in spans if s.served > max_rows]
     for s in small:
-        f = window_rows(
-            ledger,
-            model,
-            s.start,
-            s.end,
-            version=version,
-            features=features,
-            labelled_only=labelled_only,
-        )
-        parts.append(f.assign(age=s.age))
+        parts.append(_span_rows(ledger, model, s, version, features, labelled_only))
     if big:
         read = _read_big(ledger, model, version, big, max_rows, seed, features, labelled_only)
         for s in big:
@@ -376,6 +367,27 @@ def sample_windows(
         cols = ["request_id", "ts", "score", "version", "label", "age"]
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)
+
+
+def _span_rows(
+    ledger: Ledger,
+    model: str,
+    s: Span,
+    version: str | None,
+    features: bool,
+    labelled_only: bool,
+) -> pd.DataFrame:
+    """Every row of one span, with its age."""
+    f = window_rows(
+        ledger,
+        model,
+        s.start,
+        s.end,
+        version=version,
+        features=features,
+        labelled_only=labelled_only,
+    )
+    return f.assign(age=s.age)
 
 
 def _rate_step(served: int, max_rows: int) -> int:
@@ -396,15 +408,8 @@ def _read_big(
     labelled_only: bool,
 ) -> dict[int, pd.DataFrame]:
     def whole(s: Span) -> pd.DataFrame:
-        return window_rows(
-            ledger,
-            model,
-            s.start,
-            s.end,
-            version=version,
-            features=features,
-            labelled_only=labelled_only,
-        ).assign(id=lambda f: range(len(f)))
+        rows = _span_rows(ledger, model, s, version, features, labelled_only)
+        return rows.drop(columns="age").assign(id=lambda f: range(len(f)))
 
     pg = ledger.engine.dialect.name == "postgresql"
     out = {s.age: whole(s) for s in spans if not pg or s.served <= WHOLE_READ_FACTOR * max_rows}
