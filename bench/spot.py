@@ -304,8 +304,9 @@ def report(res: dict[str, Any], seconds: float) -> str:
         "$ is the backend's bill: (6 min start-up overhead + wall time) × the static price of "
         "each attempt's capacity (m5.2xlarge: $0.384/h on demand, $0.148/h spot). \"$ saved "
         "vs on-demand run\" is the baseline's bill minus this run's (it pays for the extra "
-        "attempts); \"backend's saved $\" is `TrainingResult.saved_usd` (the spot attempts' "
-        "billed time on demand minus their spot price; it ignores the extra attempts). "
+        'attempts); "backend\'s saved $" is `TrainingResult.saved_usd` (one uninterrupted '
+        "on-demand run — one start-up + the attempts' wall time — minus what all attempts "
+        "cost: it should match the column before it up to the runs' wall-time noise). "
         "Identical: the final boosters' saved bytes are equal to the on-demand run's; max abs "
         "Δ P is over the training rows and the week after. On-demand runs identical to each "
         f"other: {res['baseline_identical']}.\n\n"
