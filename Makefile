@@ -46,12 +46,14 @@ $(FOCUS_VENV)/.installed: constraints-focus.txt
 demo: $(VENV)/.installed ## replay Elec2 week by week through the real DAG (state in .costaware/)
 	$(BIN)/costaware replay $(MODEL) --batches $(BATCHES)
 
-# Two pytest-xdist workers: much of the suite waits on servers it started (Airflow, MLflow,
-# moto, Celery), so two workers fit 2 cores. A module's tests stay on one worker
+# Three pytest-xdist workers on 2 cores: much of the suite waits on servers it started
+# (Airflow's scheduler and triggerer, MLflow, moto, Celery, Chromium), so with two workers the
+# cores were busy only ~2/3 of the time (user + sys 20.8 min in 15.7 min of wall on an idle
+# machine, 2026-11-27). A module's tests stay on one worker
 # (loadscope): module fixtures start whole stacks that must be built once. (loadgroup does
 # not group under pytest 9: xdist 3.8 renames item._nodeid, which pytest 9 no longer reads.)
 # TEST_WORKERS=0 runs everything in one process.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 test: setup ## the whole test suite (SQLite and the PostgreSQL on 127.0.0.1:5432)
