@@ -19,7 +19,8 @@ from sklearn.metrics import roc_auc_score
 from costaware.app.backtest import RealKit, load_stream, make_book
 from costaware.app.cli import main
 from costaware.config import get_model
-from costaware.decide.backtest import Book, PolicySpec, first_champion, oracle, run
+from costaware.decide.backtest import PolicySpec, first_champion, oracle, run
+from costaware.decide.book import Book
 from costaware.decide.gain import regret_se
 from costaware.decide.realized import BatchGain, Outcome, summarize
 from costaware.errors import ConfigError

@@ -20,7 +20,8 @@ import numpy as np
 from costaware.batches.data import TIME_COLUMN
 from costaware.config import ModelConfig
 from costaware.costs.base import Capacity
-from costaware.decide.backtest import Book, PolicySpec, Result, configured_limit, oracle, run
+from costaware.decide.backtest import PolicySpec, Result, configured_limit, oracle, run
+from costaware.decide.book import Book
 from costaware.errors import ConfigError
 
 
