@@ -266,7 +266,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         def prepare_training(
             validated: dict[str, Any], decision: dict[str, Any], cost: dict[str, Any]
         ) -> dict[str, Any]:
-            from costaware.steps.train import prepare_cloud_training as step
+            from costaware.steps.cloud_training import prepare_cloud_training as step
 
             _approved_or_skip(decision)
             prepared = _no_retry(step, _ctx(model), validated["batch_id"], _gcs())
@@ -277,7 +277,7 @@ def build_retrain_dag(cfg: ModelConfig) -> Any:
         def register_challenger(
             validated: dict[str, Any], prepared: dict[str, Any], trained: dict[str, Any]
         ) -> dict[str, Any]:
-            from costaware.steps.train import register_cloud_challenger as step
+            from costaware.steps.cloud_training import register_cloud_challenger as step
 
             return _no_retry(step, _ctx(model), validated["batch_id"], prepared, trained, _gcs())
 

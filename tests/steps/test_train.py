@@ -10,7 +10,8 @@ import pytest
 from costaware.models.registry import CHALLENGER
 from costaware.models.training.local import PIDFILE
 from costaware.settings import Settings
-from costaware.steps.train import run_key, run_spend, train_challenger
+from costaware.steps.spend import run_spend
+from costaware.steps.train import run_key, train_challenger
 
 from .. import factories
 from .helpers import (

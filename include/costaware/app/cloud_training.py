@@ -52,7 +52,7 @@ class CloudJobSteps:
         return f"{ti.dag_id}/{context['run_id']}/{ti.task_id}"
 
     def _start(self, context: Any) -> dict[str, Any]:
-        from costaware.steps.train import start_cloud_training
+        from costaware.steps.cloud_training import start_cloud_training
 
         client, storage = self._clients()
         ctx = step_context(self.model, context)
@@ -61,12 +61,12 @@ class CloudJobSteps:
         )
 
     def _stop(self, context: Any, job_name: str) -> None:
-        from costaware.steps.train import stop_cloud_training
+        from costaware.steps.cloud_training import stop_cloud_training
 
         stop_cloud_training(step_context(self.model, context), job_name, self._clients()[0])
 
     def _finish(self, context: Any) -> dict[str, Any]:
-        from costaware.steps.train import finish_cloud_training
+        from costaware.steps.cloud_training import finish_cloud_training
 
         ctx = step_context(self.model, context)
         return finish_cloud_training(ctx, self._spec(), self._key(context), *self._clients())

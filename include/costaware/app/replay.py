@@ -262,7 +262,7 @@ def _week_row(ctx: Any, i: int, name: str, state: str, seconds: float) -> WeekRo
     quarantined = batch is not None and batch["status"] == "quarantined"
     usd: float | None = 0.0  # a run that trained nothing spent nothing
     if decision is not None:
-        from costaware.steps.train import run_spend
+        from costaware.steps.spend import run_spend
 
         spend = run_spend(ctx.ledger, ctx.model, decision["run_id"])
         usd = spend["usd"] if spend["usd_known"] or spend["unknown_attempts"] else 0.0

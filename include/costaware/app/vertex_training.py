@@ -5,7 +5,7 @@ do this) does not install beside the pinned set (README "Training on cloud spot 
 so this module mirrors the SageMaker operator's shape with a small trigger of its own:
 
 - ``VertexSpotTrainingOperator`` creates the run's custom job through
-  ``costaware.steps.train.start_cloud_training`` (or attaches to the one an earlier try
+  ``costaware.steps.cloud_training.start_cloud_training`` (or attaches to the one an earlier try
   created: the job's display name and ``costaware-job`` label derive from the DAG run and
   task), then defers;
 - ``VertexCustomJobTrigger`` runs in the triggerer: it asks Vertex for the job every

@@ -26,7 +26,7 @@ def estimate_cost(ctx: StepContext, validated: dict[str, Any]) -> dict[str, Any]
     with ``cost_policy.on_source_error: fail``, the task fails with a ``CostSourceError``).
     Spend of unknown amount is carried as a count, never as $0."""
     from costaware.costs.estimate import retrain_cost_now
-    from costaware.steps.train import placement_for
+    from costaware.steps.cloud_training import placement_for
 
     now = ctx.clock  # the run's clock, never the data's (README: One clock)
     answer = retrain_cost_now(ctx.cfg, ctx.ledger, now.date())

@@ -17,7 +17,7 @@ from costaware.errors import ChampionMoved
 from costaware.faults import step_points
 from costaware.models.registry import POINTS_TAG
 from costaware.steps.context import StepContext
-from costaware.steps.train import run_spend
+from costaware.steps.spend import run_spend
 
 log = logging.getLogger(__name__)
 _EVALUATION_KEYS = (

@@ -28,7 +28,7 @@ from costaware.config import SageMakerSpec
 from costaware.costs.prices import StaticPriceSource
 from costaware.models.training import TrainingJob, run_to_end
 from costaware.models.training.base import Attempt, TrainingBackend
-from costaware.steps.train import attempt_recorder
+from costaware.steps.spend import attempt_recorder
 from costaware.store.ledger import Ledger
 
 from ... import factories

@@ -80,9 +80,9 @@ def test_the_choice_and_its_reason_reach_the_decision_memo(ec2: object, settings
     import yaml
 
     from costaware.config import ModelConfig
+    from costaware.steps.cloud_training import placement_for
     from costaware.steps.context import StepContext
     from costaware.steps.report import publish_report
-    from costaware.steps.train import placement_for
     from costaware.store import storage
 
     from ...conftest import ROOT
