@@ -4,7 +4,7 @@ and off, in one run, and the same with the ledger's PostgreSQL stopped mid-run.
     .venv/bin/python bench/serving.py [--seconds 10] [--concurrency 8] [--outage 10]
 
 Each case is a fresh server process (`costaware serve elec2`, the real app) on a private
-PostgreSQL cluster (initdb/pg_ctl in a temp folder, port 37060; the shared server is never
+PostgreSQL cluster (initdb/pg_ctl in a temp folder, port 27060; the shared server is never
 touched) and a SQLite MLflow registry. "log off" is the same app with its prediction log
 replaced by one that keeps nothing — the baseline the log's cost is measured against, never a
 mode the product offers. A load generator process-side keeps ``--concurrency`` single-row
@@ -29,7 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PORT = 37021
-PG_PORT = 37060
+# Below the kernel's ephemeral range (32768-60999): while PostgreSQL is stopped mid-run no
+# socket bound to port 0 can take its port, so it always starts again.
+PG_PORT = 27060
 
 SERVER = """
 import sys, uvicorn

@@ -1,22 +1,16 @@
 """No served prediction is lost when the ledger's PostgreSQL stops under load.
 
-A private PostgreSQL cluster (initdb + pg_ctl in a temp folder, its own port: the shared
-server at 127.0.0.1:5432 is never touched) is the ledger of a real `costaware serve` process.
+A private PostgreSQL cluster (``tests/support/private_pg.py``: initdb + pg_ctl in a temp
+folder, a port no other socket can take while it is down; the shared server at
+127.0.0.1:5432 is never touched) is the ledger of a real `costaware serve` process.
 Requests keep coming while the cluster is stopped for several seconds and started again;
 then the server gets SIGTERM. Every id a 200 answer returned must be in the ledger, once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,55 +19,9 @@ import sqlalchemy as sa
 
 from costaware.models.registry import Registry
 
+from ..support.private_pg import private_postgres
+from ..support.servers import free_port
 from . import helpers as h
-
-PG_PORT = 37050
-PORT = 37012
-
-
-def _as_postgres(*cmd: str) -> None:
-    """PostgreSQL refuses to run as root: its tools run as the postgres user."""
-    done = subprocess.run(["runuser", "-u", "postgres", "--", *cmd], capture_output=True, text=True)
-    assert done.returncode == 0, f"{cmd[0]} failed: {done.stdout}{done.stderr}"
-
-
-@contextlib.contextmanager
-def private_postgres(port: int = PG_PORT) -> Iterator[tuple[str, Path, Path]]:
-    """A PostgreSQL cluster of this test's own; yields (URL, data folder, its folder). The
-    folder is outside pytest's (which only root may enter)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.fail("no /usr/lib/postgresql/*/bin/initdb: install the postgresql package")
-    bin_dir = Path(found[-1]).parent
-    folder = Path(tempfile.mkdtemp(prefix="costaware-pg-"))
-    os.chmod(folder, 0o755)
-    shutil.chown(folder, "postgres", "postgres")
-    data = folder / "data"
-    _as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    pg_ctl = str(bin_dir / "pg_ctl")
-    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
-    start = (
-        pg_ctl,
-        "-D",
-        str(data),
-        "-o",
-        opts,
-        "-l",
-        str(folder / "pg.log"),
-        "-w",
-        "-t",
-        "300",
-        "start",
-    )
-    _as_postgres(*start)
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", data, folder
-    finally:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -83,8 +31,9 @@ def test_postgres_stopped_under_load_loses_no_record(tmp_path: Path) -> None:
     reg = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "mlartifacts")
     h.champion(reg, h.register(reg, model, "run-1", train, 70.0))
     payload = {"rows": h.rows(h.weeks(4, 4).iloc[:5])}
-    with private_postgres() as (db_url, data, pg_folder):
-        pg_ctl = str(Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]))
+    port = free_port()
+    with private_postgres() as pg:
+        db_url = pg.url()
         env = {
             "COSTAWARE_HOME": str(tmp_path / "home"),
             "COSTAWARE_DB_URL": db_url,
@@ -96,7 +45,7 @@ def test_postgres_stopped_under_load_loses_no_record(tmp_path: Path) -> None:
         stop = threading.Event()
 
         def load() -> None:
-            with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=10) as c:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
                 deadline = time.monotonic() + 60  # bounded even if the test breaks
                 while not stop.is_set() and time.monotonic() < deadline:
                     r = c.post("/predict", json=payload)
@@ -106,24 +55,20 @@ def test_postgres_stopped_under_load_loses_no_record(tmp_path: Path) -> None:
                         failures.append(r.status_code)
                     time.sleep(0.005)
 
-        with h.serve_process(env, PORT, tmp_path / "serve.log") as proc:
+        with h.serve_process(env, port, tmp_path / "serve.log") as proc:
             worker = threading.Thread(target=load)
             worker.start()
             time.sleep(3)
-            _as_postgres(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
+            pg.stop("fast")
             served_before_outage = len(ids)
             time.sleep(6)
-            with httpx.Client(base_url=f"http://127.0.0.1:{PORT}") as c:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
                 during = c.get("/healthz").json()
-            start_opts = f"-p {PG_PORT} -k {pg_folder} -c listen_addresses=127.0.0.1"
-            _as_postgres(
-                pg_ctl, "-D", str(data), "-o", start_opts, "-l", str(pg_folder / "pg.log"),
-                "-w", "start",
-            )  # fmt: skip
+            pg.start()
             time.sleep(3)
             stop.set()
             worker.join()
-            with httpx.Client(base_url=f"http://127.0.0.1:{PORT}") as c:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
                 metrics = c.get("/metrics").text
             proc.terminate()  # SIGTERM: the server flushes its log before it exits
             # uvicorn re-raises the signal once its shutdown (our lifespan's) has finished.

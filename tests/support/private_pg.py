@@ -5,6 +5,11 @@ server on 127.0.0.1:5432, which every other test, developer and helper process u
 time. It is the same PostgreSQL build as the shared server (Debian's, found under
 ``/usr/lib/postgresql``), started with ``pg_ctl``; PostgreSQL refuses to run as root, so as root
 the cluster belongs to the ``postgres`` user.
+
+Its port lies below the kernel's ephemeral range (``ip_local_port_range``): an outage test
+stops the server and starts it again on the same port, and while it is down a port in that
+range can be handed to any client socket or any other test's server bound to port 0 — the
+restart then fails with "could not bind" (seen once under three test workers).
 """
 
 from __future__ import annotations
@@ -12,13 +17,32 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .servers import free_port
+
+def restartable_port() -> int:
+    """A free port below the ephemeral range, so no socket bound to port 0 takes it while the
+    server is down."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    candidates = list(range(20000, max(20001, low - 1)))
+    random.shuffle(candidates)
+    for port in candidates[:500]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between 20000 and {low - 1} for a private PostgreSQL")
 
 
 def _bin_dir() -> Path:
@@ -33,7 +57,7 @@ class PrivatePostgres:
 
     def __init__(self) -> None:
         self.bin = _bin_dir()
-        self.port = free_port()
+        self.port = restartable_port()
         # Not under pytest's tmp_path: that is private to root, and the server runs as postgres.
         self.folder = Path(tempfile.mkdtemp(prefix="costaware-pg-"))
         self.data = self.folder / "data"
@@ -65,7 +89,7 @@ class PrivatePostgres:
 
     def start(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
-                  "start")  # fmt: skip
+                  "-t", "300", "start")  # fmt: skip
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
