@@ -30,10 +30,10 @@ from costaware.store.ledger import Ledger
 
 from ..conftest import ROOT, pg_database
 from ..serve import helpers as h
+from ..support.servers import free_port
 
 START = dt.datetime(1996, 5, 7)  # elec2.yaml's data.time.start
 WEEK = dt.timedelta(days=7)
-PORT = 37013
 MONITOR = {
     "window_hours": 168,
     "history_windows": 4,
@@ -111,8 +111,9 @@ def test_monitor_finds_the_decay_from_labels_and_rolls_back(
         }
         served = contextlib.ExitStack()
         request.addfinalizer(served.close)  # the server stops even when an assert fails
-        served.enter_context(h.serve_process(env, PORT, tmp_path / "serve.log"))
-        client = served.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{PORT}"))
+        port = free_port()
+        served.enter_context(h.serve_process(env, port, tmp_path / "serve.log"))
+        client = served.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}"))
         ids = {week: _serve_week(client, week) for week in (9, 10, 11, 12)}
         for week in (9, 10):
             _post_labels(client, week, ids[week])

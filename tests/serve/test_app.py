@@ -16,10 +16,9 @@ from costaware.models.registry import CHALLENGER, Registry
 from costaware.models.scoring import load_model_file, score
 
 from ..conftest import pg_database
-from ..support.servers import mlflow_server
+from ..support.servers import free_port, mlflow_server
 from . import helpers as h
 
-PORT = 37011
 TOKEN = "test-admin-token"
 
 
@@ -44,8 +43,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             ),
             "COSTAWARE_SERVE_TOKEN": TOKEN,
         }
-        with h.serve_process(env, PORT, folder / "serve.log") as proc:
-            with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=30) as client:
+        port = free_port()
+        with h.serve_process(env, port, folder / "serve.log") as proc:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 yield {
                     "client": client,
                     "reg": reg,
