@@ -34,14 +34,17 @@ class CloudJobSteps:
     (or attach to) the run's job, stop it, price it and take its result — the steps'
     ``start_cloud_training`` / ``stop_cloud_training`` / ``finish_cloud_training`` with the
     job's spec from XCom and a key from the DAG run and task. A subclass says how its clients
-    are made (``_clients``: the job client and, if the backend needs one, a storage client)."""
+    are made (``_job_client``; ``_storage_client`` when the backend needs one)."""
 
     model: str
     job: dict[str, Any] | str
     instance_type: str | None
 
-    def _clients(self) -> tuple[Any, Any]:
+    def _job_client(self) -> Any:
         raise NotImplementedError
+
+    def _storage_client(self) -> Any:
+        return None
 
     def _spec(self) -> dict[str, Any]:
         # A template rendered from XCom arrives as text unless the DAG renders native objects.
@@ -54,22 +57,28 @@ class CloudJobSteps:
     def _start(self, context: Any) -> dict[str, Any]:
         from costaware.steps.cloud_training import start_cloud_training
 
-        client, storage = self._clients()
         ctx = step_context(self.model, context)
         return start_cloud_training(
-            ctx, self._spec(), self._key(context), client, self.instance_type or None, storage
+            ctx,
+            self._spec(),
+            self._key(context),
+            self._job_client(),
+            self.instance_type or None,
+            self._storage_client(),
         )
 
     def _stop(self, context: Any, job_name: str) -> None:
         from costaware.steps.cloud_training import stop_cloud_training
 
-        stop_cloud_training(step_context(self.model, context), job_name, self._clients()[0])
+        stop_cloud_training(step_context(self.model, context), job_name, self._job_client())
 
     def _finish(self, context: Any) -> dict[str, Any]:
         from costaware.steps.cloud_training import finish_cloud_training
 
         ctx = step_context(self.model, context)
-        return finish_cloud_training(ctx, self._spec(), self._key(context), *self._clients())
+        return finish_cloud_training(
+            ctx, self._spec(), self._key(context), self._job_client(), self._storage_client()
+        )
 
 
 class SageMakerSpotTrainingOperator(CloudJobSteps, SageMakerTrainingOperator):
@@ -109,8 +118,8 @@ class SageMakerSpotTrainingOperator(CloudJobSteps, SageMakerTrainingOperator):
         # The placement's choice (estimate_cost's ``placement.instance_type``); None: the YAML's.
         self.instance_type = instance_type
 
-    def _clients(self) -> tuple[Any, Any]:
-        return self.hook.conn, None
+    def _job_client(self) -> Any:
+        return self.hook.conn
 
     def execute(self, context: Any) -> dict[str, Any]:
         started = self._start(context)

@@ -132,8 +132,11 @@ class VertexSpotTrainingOperator(CloudJobSteps, BaseOperator):
         bound_s = (spec.timeout_minutes + spec.max_wait_minutes) * 60
         self.max_polls = max_polls or int(bound_s // spec.poll_seconds) + 10
 
-    def _clients(self) -> tuple[Any, Any]:
-        return job_client(self.conn_id, self.region), storage_client(self.conn_id)
+    def _job_client(self) -> Any:
+        return job_client(self.conn_id, self.region)
+
+    def _storage_client(self) -> Any:
+        return storage_client(self.conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
         started = self._start(context)

@@ -15,7 +15,7 @@ from typing import Any
 
 from costaware.batches import data
 from costaware.steps.context import StepContext
-from costaware.steps.spend import attempt_recorder, retrain_tags
+from costaware.steps.spend import job_recorder, retrain_tags
 from costaware.steps.train import _register, _registered, _training_frame, run_key
 from costaware.store import storage
 
@@ -46,42 +46,26 @@ def cloud_backend(
     prices = make_price_source(
         cfg.cost_policy.price_source, ctx.ledger, cfg.cost_policy.price_source_options
     )
+    common = {
+        "region": t.region,
+        "instance_type": instance_type or t.instance_type,
+        "spot": t.spot.enabled,
+    }
     if t.backend == "vertex" and t.vertex is not None:
         return get_backend("vertex")(
-            client,
-            prices,
-            t.vertex,
-            region=t.region,
-            instance_type=instance_type or t.instance_type,
-            spot=t.spot.enabled,
-            storage_client=storage_client,
+            client, prices, t.vertex, storage_client=storage_client, **common
         )
     if t.backend != "sagemaker" or t.sagemaker is None:
         raise ConfigError(
             f"{ctx.model}: training.backend is {t.backend!r}; a cloud training task needs "
             "backend: sagemaker or vertex, and its training.<backend> block"
         )
-    return get_backend("sagemaker")(
-        client,
-        prices,
-        t.sagemaker,
-        region=t.region,
-        instance_type=instance_type or t.instance_type,
-        spot=t.spot.enabled,
-    )
+    return get_backend("sagemaker")(client, prices, t.sagemaker, **common)
 
 
 def _cloud_recorder(ctx: StepContext, backend: Any, job: Any) -> Any:
-    return attempt_recorder(
-        ctx.ledger,
-        model=ctx.model,
-        run_id=ctx.run_id,
-        usage_date=ctx.clock,
-        prefix=f"{job.job_id}/",
-        instance_type=backend.instance_type,
-        price_source=getattr(backend.price_source, "name", "?"),
-        tags=job.tags,
-    )
+    price_source = getattr(backend.price_source, "name", "?")
+    return job_recorder(ctx, job.job_id, backend.instance_type, price_source, job.tags)
 
 
 def start_cloud_training(

@@ -53,6 +53,22 @@ def attempt_recorder(
     return record
 
 
+def job_recorder(
+    ctx: Any, job_id: str, instance_type: str, price_source: str, tags: dict[str, str]
+) -> Any:
+    """``attempt_recorder`` for a training job of the step's run (its model, run id, clock)."""
+    return attempt_recorder(
+        ctx.ledger,
+        model=ctx.model,
+        run_id=ctx.run_id,
+        usage_date=ctx.clock,
+        prefix=f"{job_id}/",
+        instance_type=instance_type,
+        price_source=price_source,
+        tags=tags,
+    )
+
+
 def run_spend(ledger: Any, model: str, run_id: str) -> dict[str, Any]:
     """A run's training spend from the ledger: the known dollars and how many attempts' cost
     is unknown; ``usd`` is None when any is (never $0)."""

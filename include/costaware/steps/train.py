@@ -17,7 +17,7 @@ from costaware.errors import NotEnoughData
 from costaware.faults import step_points
 from costaware.models.registry import BORN_TAG, CHALLENGER, REFERENCE_TAG
 from costaware.steps.context import StepContext
-from costaware.steps.spend import attempt_recorder, retrain_tags, run_spend
+from costaware.steps.spend import job_recorder, retrain_tags, run_spend
 from costaware.store import storage
 
 log = logging.getLogger(__name__)
@@ -100,15 +100,12 @@ def train_challenger(ctx: StepContext, batch_id: str) -> dict[str, Any]:
     backend = get_backend(t.backend)(
         t.instance_type, t.region, prices, t.spot, t.billing_overhead_minutes, t.timeout_minutes
     )
-    record = attempt_recorder(
-        ctx.ledger,
-        model=ctx.model,
-        run_id=ctx.run_id,
-        usage_date=ctx.clock,
-        prefix=f"{job_id}/",
-        instance_type=t.instance_type,
-        price_source=getattr(prices, "name", str(cfg.cost_policy.price_source)),
-        tags=tags,
+    record = job_recorder(
+        ctx,
+        job_id,
+        t.instance_type,
+        getattr(prices, "name", str(cfg.cost_policy.price_source)),
+        tags,
     )
     result = run_to_end(backend, job, record, poll_s=1.0)
     faults.point("train_challenger.trained")
