@@ -253,6 +253,28 @@ def training_workers(home: str) -> list[tuple[int, float, str]]:
     return out
 
 
+def _alive_at_once(found: list[tuple[int, float, str]]) -> int:
+    """How many of ``found`` were alive at one same moment. A scan of /proc is not a
+    snapshot: under load it can read an orphan's command line just before the retry kills
+    it, then the retry's new worker a moment later, and list both. So two more liveness passes
+    follow; a worker alive in both was alive for the whole time between its two checks, and
+    every such interval contains the moment the first pass ended: those workers coexisted."""
+    import psutil
+
+    if len(found) < 2:
+        return len(found)
+
+    def alive(pid: int, created: float) -> bool:
+        try:
+            p = psutil.Process(pid)
+            return p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    first = {(pid, created) for pid, created, _job in found if alive(pid, created)}
+    return sum(alive(pid, created) for pid, created in sorted(first))
+
+
 class WorkerWatch(Watch):
     """Counts the training workers alive at once on this home's job folders (a SIGKILLed
     task leaves its worker running as an orphan: the retry must not start a second one on
@@ -271,7 +293,7 @@ class WorkerWatch(Watch):
             alive = training_workers(self.home)
             for pid, created, _job in alive:
                 self.seen.setdefault(pid, created)
-            self.max_alive = max(self.max_alive, len(alive))
+            self.max_alive = max(self.max_alive, _alive_at_once(alive))
             self._stop.wait(0.05)
 
     def start(self, proc: Any, step: str, try_number: int) -> None:

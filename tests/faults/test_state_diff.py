@@ -1,9 +1,14 @@
 """The equivalence check of the fault harness, on hand-made states: what it must call a loss,
-a duplicate, debris or extra spend — and the wall-time tolerance it must not exceed."""
+a duplicate, debris or extra spend — and the wall-time tolerance it must not exceed; and its
+count of training workers alive at once."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from .state import Finding, Tolerance, diff, failures
@@ -157,3 +162,30 @@ def test_missing_and_changed_files_and_rows_are_losses() -> None:
         ("lost", "file reports/m/b5/index.html"),
         ("lost", "ledger.batches[m/b5]"),
     ]
+
+
+def test_the_worker_watch_counts_only_workers_alive_at_one_moment(tmp_path: Path) -> None:
+    """Two live workers coexist; a worker the scan listed but that died before the liveness
+    passes (the orphan the retry just killed) does not count beside the new one."""
+    from .matrix import WORKER_MODULE, _alive_at_once, training_workers
+
+    home = tmp_path / "home"
+    job = str(home / "jobs" / "j" / "job.json")
+    # The command line of a training worker, on a process that only sleeps.
+    code = "import time; time.sleep(60)"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, "-m", WORKER_MODULE, job]) for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 10
+        while len(found := training_workers(str(home))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(found) == 2
+        assert _alive_at_once(found) == 2
+        procs[0].kill()
+        procs[0].wait()
+        assert _alive_at_once(found) == 1  # the stale listing still names the dead one
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
