@@ -5,11 +5,12 @@ A bad config fails with the file, the key and what is allowed, e.g.::
     include/models/elec2.yaml: cost_policy.max_usd_per_point_batch: Input should be
     greater than 0 (got -1)
 
-One module per concern; every public name is importable from ``costaware.config``: ``metrics`` (MetricSpec), ``data`` (features, target, drift), ``training``,
-``policy`` (evaluation, cost policy, run parameters), ``live`` (airflow, serving, monitor),
-``model`` (ModelConfig), ``budgets`` (budgets.yaml), ``parsing`` (YAML, its cache, error
-text) and ``load`` (a file, a folder, a model by name). The modules import each other, never
-this package.
+One module per concern; every public name is importable from ``costaware.config``:
+``metrics`` (MetricSpec), ``data`` (features, target, drift), ``training``, ``policy``
+(evaluation, cost policy, run parameters), ``live`` (airflow, serving, monitor), ``model``
+(ModelConfig), ``budgets`` (budgets.yaml), ``parsing`` (YAML, its cache, error text) and
+``load`` (a file, a folder, a model by name). The modules import each other, never this
+package.
 """
 
 from __future__ import annotations
