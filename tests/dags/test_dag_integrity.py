@@ -166,10 +166,10 @@ def test_airflow_knobs_come_from_the_model_yaml(
 
 _PARSE = """
 import json, sys, time
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 import runpy
 runpy.run_path(sys.argv[1])
-print(json.dumps(time.perf_counter() - t))
+print(json.dumps([time.perf_counter() - t, time.process_time() - c]))
 """
 
 
@@ -191,9 +191,11 @@ def test_dag_file_parses_fast(path: Path, airflow_home: Path) -> None:
         check=True,
         cwd=ROOT,
     )
-    seconds = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{path.name}: parsed in {seconds:.3f} s")
-    assert seconds < 1.0, f"{path.name} took {seconds:.2f} s to parse"
+    # The limit is on CPU time, what the parse costs the dag-processor: wall time also counts
+    # whatever else the machine runs (the suite's other workers, under CI's load).
+    wall, cpu = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"{path.name}: parsed in {wall:.3f} s ({cpu:.3f} s of CPU)")
+    assert cpu < 1.0, f"{path.name} took {cpu:.2f} s of CPU to parse"
     heavy = subprocess.run(
         [
             sys.executable,
