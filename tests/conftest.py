@@ -122,6 +122,19 @@ def pytest_configure(config: pytest.Config) -> None:
     apply_airflow_env(_AIRFLOW_STATE)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules that hold an end-to-end test (marked ``slow`` or ``airflow``) run first, each
+    module kept whole and in collection order: pytest-xdist hands modules to workers in this
+    order, and a minutes-long module handed out last is a tail the other workers wait on
+    (longest first). The order of tests within a module is unchanged."""
+    heavy = {
+        item.path
+        for item in items
+        if item.get_closest_marker("slow") or item.get_closest_marker("airflow")
+    }
+    items.sort(key=lambda item: item.path not in heavy)  # stable: a module stays contiguous
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     import shutil
 

@@ -26,6 +26,8 @@ from ..conftest import ROOT, make_settings
 from ..support.airflow_api import InProcessApi
 from .harness import Harness
 
+pytestmark = pytest.mark.airflow  # runs the real retrain DAG with dag.test()
+
 DAG_ID = "retrain_elec2"
 TIMEOUT_HOURS = 0.001  # 3.6 s: long enough to answer, short enough to wait out
 WAIT_S = 180  # for the request to appear (the run's earlier tasks take a few seconds)

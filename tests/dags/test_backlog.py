@@ -27,6 +27,8 @@ from costaware.store.ledger import Ledger
 from ..conftest import ROOT, make_settings
 from .harness import WEEKS, Harness
 
+pytestmark = pytest.mark.airflow  # runs the real retrain DAG with dag.test()
+
 DAG_ID = "retrain_elec2"
 
 

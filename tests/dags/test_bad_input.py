@@ -15,6 +15,8 @@ from costaware.app.replay import land_batch
 from ..conftest import make_settings
 from .harness import WEEKS, Harness
 
+pytestmark = pytest.mark.airflow  # runs the real retrain DAG with dag.test()
+
 
 @pytest.fixture(scope="module")
 def harness(airflow_home, tmp_path_factory) -> Harness:

@@ -29,6 +29,8 @@ from costaware.costs.aws import NO_DATA_HINT
 from ..conftest import ROOT, make_settings
 from .harness import WEEKS, Harness
 
+pytestmark = pytest.mark.airflow  # runs the real retrain DAG with dag.test()
+
 
 def _reset(moto_url: str, results: list[dict[str, Any]] | None = None) -> None:
     requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()

@@ -21,6 +21,8 @@ from costaware.steps.context import StepContext
 from ..conftest import ROOT, make_settings
 from .harness import WEEKS, Harness
 
+pytestmark = pytest.mark.airflow  # runs the real retrain DAG with dag.test()
+
 
 @pytest.fixture(scope="module")
 def harness(airflow_home, tmp_path_factory) -> Harness:

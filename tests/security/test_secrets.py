@@ -47,6 +47,8 @@ from costaware.settings import Settings
 from ..conftest import ROOT, make_settings
 from ..dags.harness import WEEKS, Harness
 
+pytestmark = pytest.mark.airflow  # runs the real retrain DAG with dag.test()
+
 
 class SlackStandIn:
     """An incoming-webhook endpoint on 127.0.0.1 that records every POST."""
