@@ -253,26 +253,38 @@ def training_workers(home: str) -> list[tuple[int, float, str]]:
     return out
 
 
-def _alive_at_once(found: list[tuple[int, float, str]]) -> int:
-    """How many of ``found`` were alive at one same moment. A scan of /proc is not a
-    snapshot: under load it can read an orphan's command line just before the retry kills
-    it, then the retry's new worker a moment later, and list both. So two more liveness passes
-    follow; a worker alive in both was alive for the whole time between its two checks, and
-    every such interval contains the moment the first pass ended: those workers coexisted."""
+def _alive_at_once(found: list[tuple[int, float, str]]) -> list[str]:
+    """The workers of ``found`` that were alive at one same moment, each described (pid,
+    parent, state, age, job folder). A scan of /proc is not a snapshot: under load it can read
+    an orphan's command line just before the retry kills it, then the retry's new worker a
+    moment later, and list both. So two more liveness passes follow; a worker alive in both
+    was alive for the whole time between its two checks, and every such interval contains
+    the moment the first pass ended: those workers coexisted."""
     import psutil
 
-    if len(found) < 2:
-        return len(found)
-
-    def alive(pid: int, created: float) -> bool:
+    def alive(pid: int, created: float) -> psutil.Process | None:
         try:
             p = psutil.Process(pid)
-            return p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE
+            if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
+                return p
         except psutil.Error:
-            return False
+            pass
+        return None
 
-    first = {(pid, created) for pid, created, _job in found if alive(pid, created)}
-    return sum(alive(pid, created) for pid, created in sorted(first))
+    if len(found) < 2:
+        return [str(pid) for pid, _created, _job in found]
+    first = {(pid, created, job) for pid, created, job in found if alive(pid, created)}
+    out = []
+    for pid, created, job in sorted(first):
+        p = alive(pid, created)
+        if p is not None:
+            with contextlib.suppress(psutil.Error):
+                age = time.time() - created
+                out.append(
+                    f"pid {pid} (parent {p.ppid()}, {p.status()}, {age:.1f} s old, "
+                    f"{Path(job).parent.name})"
+                )
+    return out
 
 
 class WorkerWatch(Watch):
@@ -284,6 +296,7 @@ class WorkerWatch(Watch):
         self.home = str(home)
         self.seen: dict[int, float] = {}  # pid → create_time
         self.max_alive = 0
+        self.overlap: list[str] = []  # the workers, the first time more than one was alive
         self.orphans = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -293,7 +306,10 @@ class WorkerWatch(Watch):
             alive = training_workers(self.home)
             for pid, created, _job in alive:
                 self.seen.setdefault(pid, created)
-            self.max_alive = max(self.max_alive, _alive_at_once(alive))
+            at_once = _alive_at_once(alive)
+            if len(at_once) > max(self.max_alive, 1):
+                self.overlap = at_once
+            self.max_alive = max(self.max_alive, len(at_once))
             self._stop.wait(0.05)
 
     def start(self, proc: Any, step: str, try_number: int) -> None:
@@ -662,7 +678,8 @@ class Matrix:
             res.findings.append(
                 state.Finding(
                     "duplicated",
-                    "training workers alive at once on one job folder",
+                    "training workers alive at once on one job folder: "
+                    + "; ".join(workers.overlap),
                     1,
                     res.max_workers,
                 )

@@ -5,6 +5,7 @@ count of training workers alive at once."""
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import time
@@ -181,10 +182,13 @@ def test_the_worker_watch_counts_only_workers_alive_at_one_moment(tmp_path: Path
         while len(found := training_workers(str(home))) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(found) == 2
-        assert _alive_at_once(found) == 2
+        both = _alive_at_once(found)
+        assert [int(w.split()[1]) for w in both] == sorted(p.pid for p in procs)
+        assert all(f"(parent {os.getpid()}," in w and w.endswith(", j)") for w in both), both
         procs[0].kill()
         procs[0].wait()
-        assert _alive_at_once(found) == 1  # the stale listing still names the dead one
+        # The stale listing still names the dead one: one worker alive, the other.
+        assert [w.split()[1] for w in _alive_at_once(found)] == [str(procs[1].pid)]
     finally:
         for p in procs:
             p.kill()

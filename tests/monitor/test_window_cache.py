@@ -11,6 +11,7 @@ a run that reused windows with a run at the same clock that computed every windo
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,15 @@ def _run(c: dict[str, Any], clock: dt.datetime, name: str, reuse: bool = True) -
     return {"out": out, "stored": stored["details"]}
 
 
+def _key(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in ("version", "fitted_at", "rows")}
+
+
+def _row_id(c: dict[str, Any], run_id: str) -> int:
+    (row,) = [r for r in ledger_mod.monitor_history(c["ledger"], "elec2") if r["run_id"] == run_id]
+    return int(row["id"])
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
     """Two runs at one clock: every window's result and the verdict identical, as the run
     returned them and as the ledger keeps them."""
@@ -173,7 +183,7 @@ def test_unchanged_windows_are_reused_and_equal_a_full_recompute(
     for new, old in zip(out["windows"][1:], first["windows"][:-1], strict=True):
         assert new == {**old, "age": old["age"] + 1}
     # The calibration is the first run's (fitted at this period's start), not refitted.
-    assert out["calibration"] == first["calibration"]
+    assert out["calibration"] == {**_key(first["calibration"]), "fit_in_run": _row_id(c, "r0")}
     full = _run(c, clock, "r1-full", reuse=False)
     assert full["out"]["windows_recomputed"] == list(range(DAYS))
     _same(reused, full)
@@ -219,7 +229,8 @@ def test_a_new_period_refits_the_calibration_and_a_new_champion_refits_at_once(
     assert nxt["calibration"]["fitted_at"] == (T0 + DAY).isoformat()
     assert nxt["windows_recomputed"] == list(range(DAYS))
     again = _run(c, T0 + DAY + 2 * HOUR, "r2")["out"]
-    assert again["calibration"] == nxt["calibration"] and again["windows_recomputed"] == [0]
+    assert again["calibration"] == {**_key(nxt["calibration"]), "fit_in_run": _row_id(c, "r1")}
+    assert again["windows_recomputed"] == [0]
     # A new champion version: fitted at once, nothing reused (the windows' version changed).
     reg = StepContext(c["cfg"], c["settings"]).registry
     path = h.train(h.weeks(4, 7), tmp_path / "m2", "v2", rounds=10)
@@ -228,3 +239,40 @@ def test_a_new_period_refits_the_calibration_and_a_new_champion_refits_at_once(
     new = _run(c, T0 + DAY + 3 * HOUR, "r3")["out"]
     assert new["champion_version"] == v2 and new["windows_reused"] == []
     assert new["calibration"] is None  # v2 served nothing yet: no labelled rows to fit
+
+
+def test_the_fit_is_stored_once_and_survives_a_rerun_or_is_refitted_when_gone(
+    champion: dict[str, Any],
+) -> None:
+    """The calibration's fit is kept in the run that fitted it; the runs after it in the same
+    period name that run. An Airflow rerun of the fitting run (its row written again) keeps the
+    fit; when the fitting run's row is gone, the next run fits again, on the same rows."""
+    c = champion
+    first = _run(c, T0, "r0")["stored"]["calibration"]
+    assert set(first) == {"version", "fitted_at", "rows", "fit"}
+    r0 = _row_id(c, "r0")
+    _log(c["ledger"], T0, 1, "b", 3)
+    later = _run(c, T0 + HOUR, "r1")["stored"]
+    assert later["calibration"] == {**_key(first), "fit_in_run": r0}
+    assert '"fit":' not in json.dumps(later)  # no copy of the fit anywhere in the hourly run
+
+    # The fitting run is cleared and runs again (same run id, same clock): its row keeps a fit.
+    ctx = StepContext(c["cfg"], c["settings"], run_id="r0", clock=T0)
+    run_monitor(ctx)
+    (rerun,) = [r for r in ledger_mod.monitor_history(c["ledger"], "elec2") if r["id"] == r0]
+    assert rerun["details"]["calibration"] == first
+    nxt = _run(c, T0 + 2 * HOUR, "r2")
+    assert nxt["stored"]["calibration"] == {**_key(first), "fit_in_run": r0}
+    assert nxt["out"]["windows_recomputed"] == [0]  # same calibration: closed windows reused
+
+    # The fitting run's row is gone (pruned by hand): the next run fits again and keeps that
+    # fit; the run after it names the new fitting run.
+    with c["ledger"].engine.begin() as conn:
+        conn.execute(ledger_mod.monitor_runs.delete().where(ledger_mod.monitor_runs.c.id == r0))
+    refit = _run(c, T0 + 2 * HOUR, "r3")["stored"]
+    assert set(refit["calibration"]) == {"version", "fitted_at", "rows", "fit"}
+    assert refit["calibration"]["fitted_at"] == first["fitted_at"]
+    estimates = [w["estimate"] for w in refit["windows"] if w.get("estimate")]
+    assert estimates and all(np.isfinite(e["points"]) for e in estimates)
+    after = _run(c, T0 + 3 * HOUR, "r4")["stored"]
+    assert after["calibration"] == {**_key(refit["calibration"]), "fit_in_run": _row_id(c, "r3")}

@@ -497,3 +497,15 @@ def latest_monitor_run(ledger: Ledger, model: str) -> dict[str, Any] | None:
     with ledger.engine.connect() as conn:
         row = conn.execute(stmt).first()
     return None if row is None else dict(row._mapping)
+
+
+def calibration_fit(ledger: Ledger, row_id: int) -> tuple[str, dict[str, Any] | None] | None:
+    """The Airflow run id of monitor run ``row_id`` and the CBPE calibration it fitted
+    (``dump_calibration``'s record; None if it fitted none), or None when that row is gone."""
+    m = monitor_runs
+    with ledger.engine.connect() as conn:
+        row = conn.execute(sa.select(m.c.run_id, m.c.details).where(m.c.id == row_id)).first()
+    if row is None:
+        return None
+    record = (row.details or {}).get("calibration") or {}
+    return row.run_id, record.get("fit")

@@ -11,9 +11,10 @@ results a run takes over from the previous run instead of computing them again.
   drawn at a rate from the window's own count, so it is the same whichever run draws it.
 * **A stable CBPE calibration**: fitted on the labelled rows of every window (their samples)
   by the first run of each window period (the newest boundary at or before the clock) and
-  kept in that run's details; the runs until the next boundary use it, so a calibration is
-  up to one window old. A new champion version is fitted at once; a run that cannot fit one
-  (too few labels) keeps no calibration and the next run tries again.
+  kept in that run's details; the runs until the next boundary use it and name that run
+  (``fit_in_run``) instead of storing it again, so a calibration is up to one window old.
+  A new champion version is fitted at once; a run that cannot fit one (too few labels) keeps
+  no calibration and the next run tries again, as does a run whose fitting run is gone.
 * **Reuse**: a closed window's result is taken from the newest previous monitor run of the
   model when its inputs (``inputs`` in the result: bounds, champion version, the window's
   served and labelled counts from the hourly counts, the calibration's key where the window
@@ -116,11 +117,21 @@ def compute_windows(
     record = details.get("calibration")
     calibration: cbpe.Calibration | cbpe.MulticlassCalibration | None = None
     rows: _Rows | None = None
+    fit, fit_run, fit_by = None, None, None
+    if kind != "regression" and record and previous is not None:
+        if (record.get("version"), record.get("fitted_at")) == (version, fitted_at):
+            fit_run = record.get("fit_in_run", previous["id"])
+            fit_by, fit = queries.calibration_fit(ctx.ledger, fit_run) or (None, None)
     if kind == "regression":
         record = None
-    elif record and (record.get("version"), record.get("fitted_at")) == (version, fitted_at):
-        calibration = load_calibration(record["fit"])
-    else:  # a new period or a new champion: fit on the labelled rows of every window
+    elif fit is not None:
+        calibration = load_calibration(fit)
+        record = {"version": version, "fitted_at": fitted_at, "rows": calibration.rows}
+        if fit_by == ctx.run_id:  # this run's row is the fitting row: writing it keeps the fit
+            record["fit"] = fit
+        else:  # the fit stays in the run that made it: hourly runs do not copy it each hour
+            record["fit_in_run"] = fit_run
+    else:  # a new period, a new champion, or the fitting run is gone: fit on every window
         rows = _Rows(ctx, version, bounds, counts, range(len(bounds)))
         calibration = rows.calibration()
         record = None
