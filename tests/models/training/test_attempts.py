@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import pytest
 from costaware.errors import TrainingError
 from costaware.models.scoring import load_model_file, score
 from costaware.models.training.base import Attempt, run_to_end
-from costaware.models.training.local import PIDFILE, LocalBackend
+from costaware.models.training.local import PIDFILE, WORKER_MODULE, LocalBackend
 
 from ... import factories
 from ...steps.helpers import killed_at, process_running
@@ -142,3 +145,24 @@ def test_retry_stops_the_orphan_worker_and_keeps_every_attempt(
 
 def _backend(rate: float, max_interruptions: int = 1) -> LocalBackend:
     return make_backend(rate, max_interruptions, OVERHEAD_MIN)
+
+
+def test_a_worker_of_the_job_with_no_attempt_recorded_is_stopped_before_training(
+    tmp_path: Path, train_file: Path
+) -> None:
+    """A worker of this job that no recorded attempt accounts for (a task the scheduler took
+    for dead while it still ran) is stopped before the new attempt's worker starts."""
+    job = _job(tmp_path, train_file, "stray")
+    job_file = job.write()
+    # A process with a training worker's command line for this job, that only sleeps.
+    stray = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "-m", WORKER_MODULE, str(job_file)]
+    )
+    try:
+        assert process_running(stray.pid)
+        result = run_to_end(_backend(0.0), job)
+        assert stray.wait(5) == -signal.SIGKILL  # stopped, not left beside the new worker
+        assert len(result.attempts) == 1 and result.attempts[0].end_chunk == 6
+    finally:
+        stray.kill()
+        stray.wait()

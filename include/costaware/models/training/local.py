@@ -76,6 +76,10 @@ class LocalBackend:
     def _run_attempt(self, job_file: Path, job: TrainingJob, stop_after: int | None) -> bool:
         """Run the worker once; True when it finished, False when it was interrupted."""
         workdir = Path(job.workdir)
+        # Never two workers on one checkpoint folder: an earlier try's orphan is stopped when
+        # its attempt is settled; any other worker of this job still running (one whose try
+        # recorded no attempt, or a task the scheduler took for dead) is stopped here.
+        _stop_orphan(workdir, job_file)
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         if stop_after is not None:
             env["COSTAWARE_SIM_RECLAIM_AFTER_CHUNK"] = str(stop_after)
