@@ -313,8 +313,8 @@ class WorkerWatch(Watch):
             self._stop.wait(0.05)
 
     def start(self, proc: Any, step: str, try_number: int) -> None:
-        if step != "train_challenger":
-            return
+        if step != "train_challenger" or self._thread is not None:
+            return  # one poll thread for the case, whichever try starts it
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()

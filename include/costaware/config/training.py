@@ -130,28 +130,19 @@ class TrainingSpec(_Strict):
 
     @model_validator(mode="after")
     def _cloud_backend(self) -> TrainingSpec:
-        if self.backend == "sagemaker" and self.sagemaker is None:
+        needs = {"sagemaker": "at least role_arn", "vertex": "at least project and image_uri"}
+        if self.backend not in needs:
+            return self
+        block = getattr(self, self.backend)
+        if block is None:
             raise ValueError(
-                "training.backend is sagemaker but there is no training.sagemaker block; "
-                "add one with at least role_arn"
+                f"training.backend is {self.backend} but there is no training.{self.backend} "
+                f"block; add one with {needs[self.backend]}"
             )
-        if self.backend == "vertex" and self.vertex is None:
+        if self.spot.enabled and not block.checkpoints:
             raise ValueError(
-                "training.backend is vertex but there is no training.vertex block; add one "
-                "with at least project and image_uri"
+                f"training.{self.backend}.checkpoints is false with spot enabled: a reclaimed "
+                "spot job would start over and pay again; set checkpoints: true or "
+                "training.spot.enabled: false"
             )
-        if self.backend == "vertex" and self.vertex is not None:
-            if self.spot.enabled and not self.vertex.checkpoints:
-                raise ValueError(
-                    "training.vertex.checkpoints is false with spot enabled: a preempted "
-                    "Spot VM would restart the job from scratch and pay again; set "
-                    "checkpoints: true or training.spot.enabled: false"
-                )
-        if self.backend == "sagemaker" and self.sagemaker is not None:
-            if self.spot.enabled and not self.sagemaker.checkpoints:
-                raise ValueError(
-                    "training.sagemaker.checkpoints is false with spot enabled: a reclaimed "
-                    "spot job would start over and pay again; set checkpoints: true or "
-                    "training.spot.enabled: false"
-                )
         return self

@@ -120,8 +120,11 @@ def compute_windows(
     fit, fit_run, fit_by = None, None, None
     if kind != "regression" and record and previous is not None:
         if (record.get("version"), record.get("fitted_at")) == (version, fitted_at):
-            fit_run = record.get("fit_in_run", previous["id"])
-            fit_by, fit = queries.calibration_fit(ctx.ledger, fit_run) or (None, None)
+            if "fit" in record:  # the previous run fitted it: its details are read already
+                fit_run, fit_by, fit = previous["id"], previous["run_id"], record["fit"]
+            else:
+                fit_run = record.get("fit_in_run")
+                fit_by, fit = queries.calibration_fit(ctx.ledger, fit_run) or (None, None)
     if kind == "regression":
         record = None
     elif fit is not None:
