@@ -238,19 +238,24 @@ WORKER_MODULE = "costaware.models.training.worker"
 
 
 def training_workers(home: str) -> list[tuple[int, float, str]]:
-    """(pid, start time, job file) of every live training worker on ``home``'s job folders."""
+    """(pid, start time, job file) of every live training worker on ``home``'s job folders.
+
+    A process whose parent is one of them is that worker's own subprocess between its fork
+    and its exec, when /proc still shows the worker's command line (importing croniter, the
+    worker validates its model's config, runs ``file -b python`` through
+    ``platform.architecture()``): not a second worker."""
     import psutil
 
-    out = []
+    found = {}
     for p in psutil.process_iter():
         try:
             cmd = p.cmdline()
             if WORKER_MODULE in cmd and any(home in a for a in cmd):
                 if p.status() != psutil.STATUS_ZOMBIE:
-                    out.append((p.pid, p.create_time(), cmd[-1]))
+                    found[p.pid] = (p.create_time(), cmd[-1], p.ppid())
         except psutil.Error:
             continue
-    return out
+    return [(pid, created, job) for pid, (created, job, ppid) in found.items() if ppid not in found]
 
 
 def _alive_at_once(found: list[tuple[int, float, str]]) -> list[str]:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from .state import Finding, Tolerance, diff, failures
 
 TOL = Tolerance(usd=0.002, seconds=20.0)  # 20 s of a $0.384/h instance ≈ $0.0021
@@ -193,3 +195,28 @@ def test_the_worker_watch_counts_only_workers_alive_at_one_moment(tmp_path: Path
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_a_workers_own_subprocess_is_not_a_second_worker(tmp_path: Path) -> None:
+    """Between fork and exec a worker's subprocess shows the worker's command line (CI saw
+    one: the worker importing croniter runs ``file -b python``). One worker, not two."""
+    from .matrix import WORKER_MODULE, training_workers
+
+    job = str(tmp_path / "home" / "jobs" / "j" / "job.json")
+    # A "worker" that forks a child which never execs, so /proc shows it with the same line.
+    code = "import os, time\nif os.fork() == 0:\n    time.sleep(60)\nelse:\n    time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "-m", WORKER_MODULE, job])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            children = psutil.Process(proc.pid).children()
+            if children and WORKER_MODULE in children[0].cmdline():
+                break
+            time.sleep(0.02)
+        assert len(children) == 1, "the sleeping worker should have forked one child"
+        assert [pid for pid, _created, _job in training_workers(str(tmp_path))] == [proc.pid]
+    finally:
+        for child in psutil.Process(proc.pid).children():
+            child.kill()
+        proc.kill()
+        proc.wait()
