@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -287,6 +288,21 @@ def test_both_celery_workers_ran_tasks(running, flow) -> None:
         engine.dispose()
     by_host = dict(rows)
     assert set(by_host) == set(state["workers"]), by_host
+
+
+def test_each_worker_preloaded_what_tasks_import(running, flow) -> None:
+    """deploy/common.env names costaware.app.celery_preload in Celery's ``imports``: every
+    worker imported all of its modules before its tasks were forked from it. (Not imported
+    here: importing it is the preload.)"""
+    from costaware.app.stack_topology import WORKERS
+
+    _, state = running
+    logs = Path(state["logs"])
+    for worker in WORKERS:
+        text = (logs / f"{worker}.log").read_text()
+        counts = re.findall(r"costaware: preloaded (\d+) of (\d+) modules", text)
+        assert counts, f"{worker} did not preload: {text[-3000:]}"
+        assert all(done == total and int(total) > 10 for done, total in counts), counts
 
 
 def test_trigger_form_rejects_invalid_values(flow) -> None:
