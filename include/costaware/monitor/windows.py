@@ -114,37 +114,11 @@ def compute_windows(
     previous = queries.latest_monitor_run(ctx.ledger, ctx.model)
     details = (previous or {}).get("details") or {}
     fitted_at = period_start(ctx.clock, spec.window_hours, spec.origin).isoformat()
-    record = details.get("calibration")
     calibration: cbpe.Calibration | cbpe.MulticlassCalibration | None = None
+    record: dict[str, Any] | None = None
     rows: _Rows | None = None
-    fit, fit_run, fit_by = None, None, None
-    if kind != "regression" and record and previous is not None:
-        if (record.get("version"), record.get("fitted_at")) == (version, fitted_at):
-            if "fit" in record:  # the previous run fitted it: its details are read already
-                fit_run, fit_by, fit = previous["id"], previous["run_id"], record["fit"]
-            else:
-                fit_run = record.get("fit_in_run")
-                fit_by, fit = queries.calibration_fit(ctx.ledger, fit_run) or (None, None)
-    if kind == "regression":
-        record = None
-    elif fit is not None:
-        calibration = load_calibration(fit)
-        record = {"version": version, "fitted_at": fitted_at, "rows": calibration.rows}
-        if fit_by == ctx.run_id:  # this run's row is the fitting row: writing it keeps the fit
-            record["fit"] = fit
-        else:  # the fit stays in the run that made it: hourly runs do not copy it each hour
-            record["fit_in_run"] = fit_run
-    else:  # a new period, a new champion, or the fitting run is gone: fit on every window
-        rows = _Rows(ctx, version, bounds, counts, range(len(bounds)))
-        calibration = rows.calibration()
-        record = None
-        if calibration is not None:
-            record = {
-                "version": version,
-                "fitted_at": fitted_at,
-                "rows": calibration.rows,
-                "fit": dump_calibration(calibration),
-            }
+    if kind != "regression":
+        calibration, record, rows = _calibration(ctx, version, bounds, counts, previous, fitted_at)
     cal_key = None if record is None else {k: record[k] for k in ("version", "fitted_at", "rows")}
     estimates = calibration is not None and cfg.metric in CBPE_METRICS.get(kind, ())
 
@@ -309,6 +283,62 @@ def read_labels(target: Any, labels: Any) -> np.ndarray:
         index = {category_text(c): float(i) for i, c in enumerate(target.classes or [])}
         return np.array([index.get(category_text(v), np.nan) for v in labels], dtype=float)
     return pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float)
+
+
+def _stored_fit(
+    ctx: StepContext, previous: dict[str, Any] | None, version: str, fitted_at: str
+) -> tuple[dict[str, Any], int, str] | None:
+    """The calibration fit of this window period and champion version that the previous run
+    used: (fit, ledger id and Airflow run id of the run that fitted it), or None — a new
+    period, a new champion, or the fitting run is gone."""
+    record = ((previous or {}).get("details") or {}).get("calibration")
+    if previous is None or not record:
+        return None
+    if (record.get("version"), record.get("fitted_at")) != (version, fitted_at):
+        return None
+    if "fit" in record:  # the previous run fitted it: its details are read already
+        return record["fit"], previous["id"], previous["run_id"]
+    found = queries.calibration_fit(ctx.ledger, record.get("fit_in_run"))
+    if found is None or found[1] is None:
+        return None
+    return found[1], record["fit_in_run"], found[0]
+
+
+def _calibration(
+    ctx: StepContext,
+    version: str,
+    bounds: list[Window],
+    counts: list[tuple[int, int, int]],
+    previous: dict[str, Any] | None,
+    fitted_at: str,
+) -> tuple[
+    cbpe.Calibration | cbpe.MulticlassCalibration | None, dict[str, Any] | None, _Rows | None
+]:
+    """The CBPE calibration this run uses, what its details keep of it, and the rows read to
+    fit it (None when a stored fit was used)."""
+    stored = _stored_fit(ctx, previous, version, fitted_at)
+    if stored is not None:
+        fit, fit_run, fit_by = stored
+        calibration = load_calibration(fit)
+        # The fit stays in the run that made it (hourly runs do not copy it each hour);
+        # when this run's row is the fitting row (a rerun), writing it keeps the fit.
+        keep = {"fit": fit} if fit_by == ctx.run_id else {"fit_in_run": fit_run}
+        return (
+            calibration,
+            {"version": version, "fitted_at": fitted_at, "rows": calibration.rows, **keep},
+            None,
+        )
+    rows = _Rows(ctx, version, bounds, counts, range(len(bounds)))
+    fitted = rows.calibration()
+    if fitted is None:
+        return None, None, rows
+    record = {
+        "version": version,
+        "fitted_at": fitted_at,
+        "rows": fitted.rows,
+        "fit": dump_calibration(fitted),
+    }
+    return fitted, record, rows
 
 
 class _Rows:
